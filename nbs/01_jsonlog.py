@@ -20,12 +20,13 @@ import datetime as dt
 import json
 import math
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+
+from tradingbot.paths import workspace_path
 
 # %%
 #| hide
@@ -184,13 +185,12 @@ with tempfile.TemporaryDirectory() as d:
 
 # %%
 #| export
-_REPO = Path(__file__).resolve().parent.parent if "__file__" in globals() else Path.cwd().parent
 _events: JsonLines | None = None
 
 
 def log_dir() -> Path:
     "Where logs go: $TRADINGBOT_LOG_DIR, else <repo>/logs."
-    return Path(os.environ.get("TRADINGBOT_LOG_DIR") or _REPO / "logs")
+    return workspace_path("logs")
 
 
 def configure(directory: str | Path | None = None, echo: TextIO | None = None) -> JsonLines:

@@ -11,12 +11,13 @@ import datetime as dt
 import json
 import math
 import os
-import sys
 import threading
 from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
+
+from .paths import workspace_path
 
 # %% auto #0
 __all__ = ['SECRET_ENV_VARS', 'MASK', 'scrub', 'to_json_line', 'utc_now', 'JsonLines', 'read_jsonl', 'log_dir', 'configure',
@@ -121,13 +122,12 @@ def read_jsonl(path: str | Path) -> list[dict]:
         return [json.loads(line) for line in fh if line.strip()]
 
 # %% ../nbs/01_jsonlog.ipynb #0b6c1628
-_REPO = Path(__file__).resolve().parent.parent if "__file__" in globals() else Path.cwd().parent
 _events: JsonLines | None = None
 
 
 def log_dir() -> Path:
     "Where logs go: $TRADINGBOT_LOG_DIR, else <repo>/logs."
-    return Path(os.environ.get("TRADINGBOT_LOG_DIR") or _REPO / "logs")
+    return workspace_path("logs")
 
 
 def configure(directory: str | Path | None = None, echo: TextIO | None = None) -> JsonLines:
