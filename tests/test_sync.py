@@ -57,3 +57,10 @@ def test_parameters_tag_survives_clean_and_pairing(tmp_path):
     pair.unlink()
     subprocess.run([VENV / "bin" / "jupytext", "--to", "py:percent", str(tmp_path / "report.ipynb")], **run)
     assert pair.read_text().count('tags=["parameters"]') == 1
+
+
+def test_setup_stays_up_to_date_after_sync():
+    "`make sync` must not touch what `make setup` depends on, or every `make test` would reinstall."
+    proc = subprocess.run(["make", "-s", "sync"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert subprocess.run(["make", "-q", "setup"], cwd=ROOT).returncode == 0, "make setup would run again"
