@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export NUMBA_CACHE_DIR := $(CURDIR)/.numba_cache
 export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
-NB_PY := $(wildcard nbs/*.py)
+NB_PY := $(wildcard nbs/*.py nbs/reports/*.py)
 
 .PHONY: setup run test sync check-sync nbtest pytest lab bench clean
 

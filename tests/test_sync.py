@@ -11,9 +11,10 @@ VENV = ROOT / ".venv"
 pytestmark = pytest.mark.skipif(not (VENV / "bin" / "jupytext").exists(), reason="needs the project venv (make setup)")
 
 
-def committed_copy(tmp_path: Path) -> Path:
-    "The repository's tracked files (as in the work tree) in a fresh git repository."
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout
+def work_tree_copy(tmp_path: Path) -> Path:
+    "The work tree (tracked and untracked, not ignored files) copied into a fresh git repository."
+    listing = ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"]
+    files = subprocess.run(listing, cwd=ROOT, capture_output=True, check=True).stdout
     dest = tmp_path / "repo"
     for name in filter(None, files.decode().split("\0")):
         target = dest / name
@@ -33,7 +34,7 @@ def check_sync(repo: Path) -> subprocess.CompletedProcess:
 
 
 def test_sync_check(tmp_path):
-    repo = committed_copy(tmp_path)
+    repo = work_tree_copy(tmp_path)
     clean = check_sync(repo)
     assert clean.returncode == 0, clean.stdout + clean.stderr
 

@@ -1,0 +1,652 @@
+# %% [markdown]
+# # Backtester
+#
+# > Event-driven backtests on bars: signals or per-bar orders in, the one fill model of `tradingbot.execution` applied bar by bar in numba, orders, fills, trades and the equity curve out as DataFrames; and parallel parameter sweeps.
+
+# %%
+#| default_exp validation.backtest
+
+# %% [markdown]
+# DESIGN §6: the backtester is the fill model of `tradingbot.execution` run inside a numba loop
+# (`tradingbot.validation._backtest_nb`), so a backtest and a paper session over the same bars fill
+# the same way. This module is the pandas face: it checks the inputs, turns them into the loop's
+# arrays, and turns the loop's records into frames.
+#
+# **Timing.** A decision is taken at a bar's close. With `price="next_open"` (the default) its order
+# reaches the market at the open of the next bar — `fill.latency_bars` later still — and every fill is
+# after the decision. `price="close"` fills at the decision bar's own close: vectorbt's convention,
+# kept so that the two can be checked against each other (`tests/test_backtest_vectorbt_parity.py`);
+# it is not a tradeable assumption.
+
+# %%
+#| export
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cache, cached_property
+
+import numpy as np
+import pandas as pd
+
+from tradingbot.data.timeframes import check_time_index
+from tradingbot.execution._nb import Info, OrderType, Reason, Side, Status, TimeInForce
+from tradingbot.execution.fills import (ORDER_TYPES, TIME_IN_FORCE, FillConfig, check_stop_pct, funding_rates,
+                                        lookup_code, max_stop_pct, volatility)
+from tradingbot.validation._backtest_nb import (STAT_FIELDS, Market, OrderArrays, Signals, SimConfig, Sizing, Stops,
+                                                simulate_group_nb, sweep_nb)
+
+# %%
+#| hide
+import time
+
+import talib
+from fastcore.test import test_close, test_eq, test_fail
+
+from tradingbot.data.samples import load_sample
+from tradingbot.execution.fills import replay_order
+
+spx, btc, es = load_sample("spx_1d"), load_sample("btcusd_1h"), load_sample("es_1m")
+
+
+# %% [markdown]
+# ## From frames to the loop's arrays
+# One symbol is a bar frame; several symbols sharing one cash account are a `{symbol: bars}` mapping
+# on one common index. Signals are boolean Series (one symbol) or DataFrames with a column per symbol.
+# Every array reaches the loop as a C-ordered row per symbol — for one symbol a view, not a copy.
+
+# %%
+#| export
+def _symbols(bars: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    "Bars by symbol, after checking the frames and that they share one index."
+    frames = dict(bars) if isinstance(bars, Mapping) else {"asset": bars}
+    if not frames:
+        raise ValueError("no bars given")
+    index = None
+    for name, frame in frames.items():
+        missing = [c for c in ("open", "high", "low", "close", "volume") if c not in frame]
+        if missing:
+            raise ValueError(f"bars of {name!r} lack columns {missing}")
+        idx = check_time_index(frame, f"bars of {name!r}")
+        if index is not None and not idx.equals(index):
+            raise ValueError(f"bars of {name!r} are on another index than the first symbol's; align them first "
+                             f"(e.g. reindex on the intersection of the indexes)")
+        index = idx
+    return frames
+
+
+def _rows(frames: dict[str, pd.DataFrame], column: str, dtype=np.float64) -> np.ndarray:
+    "One C-ordered row per symbol of a bar column."
+    if len(frames) == 1:
+        return _ro(np.ascontiguousarray(next(iter(frames.values()))[column].to_numpy(dtype=dtype))[None, :])
+    return _ro(np.stack([f[column].to_numpy(dtype=dtype) for f in frames.values()]))
+
+
+def _per_symbol(x, frames: dict[str, pd.DataFrame], name: str, dtype) -> np.ndarray | None:
+    "A per-bar input (Series for one symbol, DataFrame by symbol, or array) as rows (n_symbols, n_bars)."
+    if x is None:
+        return None
+    index, symbols = next(iter(frames.values())).index, list(frames)
+    if isinstance(x, (pd.Series, pd.DataFrame)):
+        if not x.index.equals(index):
+            raise ValueError(f"{name} must be on the bars' index ({len(index)} bars); got {len(x)} rows")
+        if isinstance(x, pd.DataFrame):
+            missing = [s for s in symbols if s not in x.columns]
+            if missing:
+                raise ValueError(f"{name} lacks columns for symbols {missing}")
+            x = x[symbols]
+        x = x.to_numpy()
+    arr = np.asarray(x)
+    if arr.ndim == 1:
+        arr = arr[None, :]
+    elif arr.ndim == 2 and arr.shape[1] == len(symbols) and arr.shape[0] == len(index):
+        arr = arr.T
+    if arr.shape != (len(symbols), len(index)):
+        raise ValueError(f"{name} has shape {np.shape(x)}; expected one value per bar and symbol")
+    if dtype is np.bool_ and arr.dtype != np.bool_:
+        if pd.isna(arr).any():
+            raise ValueError(f"{name} holds NaN; signals must be True/False")
+    return _ro(np.ascontiguousarray(arr, dtype=dtype))
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    "A read-only view: numba compiles one loop per combination of writable and read-only inputs, so make them all alike."
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+_UNUSED_F, _UNUSED_B, _UNUSED_I = (_ro(np.full((1, 1), np.nan)), _ro(np.zeros((1, 1), np.bool_)),
+                                   _ro(np.zeros((1, 1), np.int64)))
+
+
+def _market(frames: dict[str, pd.DataFrame], fill: FillConfig) -> Market:
+    "The market rows the loop reads (spread, volatility and funding only when used)."
+    index = next(iter(frames.values())).index
+    spread = _rows(frames, "spread") if all("spread" in f for f in frames.values()) else _UNUSED_F
+    vol = (_ro(np.stack([volatility(f, fill.vol_kind, fill.vol_window) for f in frames.values()]))
+           if fill.vol_slippage_k else _UNUSED_F)
+    funding = (_ro(np.tile(funding_rates(index, fill.funding_rate, fill.funding_interval_h), (len(frames), 1)))
+               if fill.funding_rate is not None else _UNUSED_F)
+    return Market(*(_rows(frames, c) for c in ("open", "high", "low", "close", "volume")), spread, vol, funding)
+
+
+# %%
+one = _symbols(spx)
+test_eq(list(one), ["asset"])
+m = _market(one, FillConfig())
+test_eq((m.close.shape, m.close.flags.c_contiguous, m.spread.shape), ((1, len(spx)), True, (1, 1)))
+test_eq(np.shares_memory(m.close, spx.close.to_numpy()) or m.close.base is not None, True)
+test_fail(lambda: _symbols({"a": spx, "b": btc}), contains="bars of 'b' are on another index")
+test_fail(lambda: _per_symbol(pd.Series(True, index=spx.index[:10]), one, "entries", np.bool_),
+          contains="entries must be on the bars' index")
+
+
+# %% [markdown]
+# ## Orders given bar by bar
+# Instead of signals, a strategy can hand over one order per bar: a frame on the bars' index with a
+# signed `size` in units (NaN or 0: no order), and optionally `type` (`market`, `limit`, `stop`,
+# `stop_limit`), `limit` and `stop` prices. An order replaces the symbol's working orders; one that
+# would flip a position is split into the part that closes it and the part that opens the other way.
+
+# %%
+#| export
+def _order_arrays(orders, frames: dict[str, pd.DataFrame]) -> OrderArrays | None:
+    "Per-bar order rows from a frame (one symbol) or {symbol: frame}, after checking prices per type."
+    if orders is None:
+        return None
+    by_symbol = dict(orders) if isinstance(orders, Mapping) else {next(iter(frames)): orders}
+    unknown = set(by_symbol) - set(frames)
+    if unknown:
+        raise ValueError(f"orders for unknown symbols {sorted(unknown)}")
+    index, rows = next(iter(frames.values())).index, {"size": [], "type": [], "limit": [], "stop": []}
+    for sym in frames:
+        frame = by_symbol.get(sym, pd.DataFrame({"size": np.nan}, index=index))
+        if "size" not in frame or not frame.index.equals(index):
+            raise ValueError(f"orders of {sym!r} need a 'size' column on the bars' index")
+        types = frame["type"] if "type" in frame else pd.Series("market", index=index)
+        codes = np.array([lookup_code(ORDER_TYPES, t, "order type") for t in types.unique()])
+        code = types.map(dict(zip(types.unique(), codes))).to_numpy(dtype=np.int64)
+        size = frame["size"].to_numpy(dtype=np.float64)
+        limit = frame["limit"].to_numpy(dtype=np.float64) if "limit" in frame else np.full(len(index), np.nan)
+        stop = frame["stop"].to_numpy(dtype=np.float64) if "stop" in frame else np.full(len(index), np.nan)
+        live = (size == size) & (size != 0)
+        for need, price, label in ((OrderType.LIMIT, limit, "limit"), (OrderType.STOP, stop, "stop")):
+            uses = live & ((code == need) | (code == OrderType.STOP_LIMIT))
+            bad = uses & ~(np.isfinite(price) & (price > 0))
+            if bad.any():
+                raise ValueError(f"orders of {sym!r}: the order at {index[bad][0]} needs a positive '{label}' price")
+        for key, value in zip(rows, (size, code, limit, stop)):
+            rows[key].append(value)
+    return OrderArrays(*(_ro(np.ascontiguousarray(np.stack(v))) for v in rows.values()))
+
+
+# %%
+o = pd.DataFrame({"size": [np.nan, 2.0, -1.0], "type": ["market", "limit", "stop"],
+                  "limit": [np.nan, 99.0, np.nan], "stop": [np.nan, np.nan, 95.0]}, index=spx.index[:3])
+arr = _order_arrays(o, _symbols(spx.iloc[:3]))
+test_eq(arr.type.tolist(), [[0, 1, 2]])
+test_fail(lambda: _order_arrays(o.assign(limit=np.nan), _symbols(spx.iloc[:3])),
+          contains=f"the order at {spx.index[1]} needs a positive 'limit' price")
+test_fail(lambda: _order_arrays(o.assign(type="iceberg"), _symbols(spx.iloc[:3])), contains="unknown order type")
+
+
+# %% [markdown]
+# ## Records to frames
+# The loop's records carry bar numbers and codes; the frames carry timestamps, symbols and names.
+# Trades are round trips from flat to flat (a position still open at the end is in the equity curve,
+# not among the trades). Names are categoricals: they compare like strings and cost little to build.
+
+# %%
+#| export
+@cache
+def _code_dtype(kind: type) -> tuple[int, np.ndarray, pd.CategoricalDtype]:
+    "For a code namespace class: its smallest code, the category of each code, and the categorical dtype of its names."
+    codes = kind()  # cached by class: namespaces with equal values (Status, OrderType) must not share an entry
+    lo = min(codes)
+    slot = np.full(max(codes) - lo + 1, -1)
+    slot[np.array(codes) - lo] = np.arange(len(codes))
+    return lo, slot, pd.CategoricalDtype([f.lower() for f in codes._fields])
+
+
+def _names(codes, values: np.ndarray) -> pd.Categorical:
+    "Code values as a categorical of their lower-case names (cheap to build, compares like strings)."
+    lo, slot, dtype = _code_dtype(type(codes))
+    return pd.Categorical.from_codes(slot[np.asarray(values) - lo], dtype=dtype, validate=False)
+
+
+def _symbols_of(cols: np.ndarray, symbols: tuple[str, ...]) -> pd.Categorical:
+    return pd.Categorical.from_codes(cols, dtype=pd.CategoricalDtype(list(symbols)), validate=False)
+
+
+def _orders_frame(orders, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> pd.DataFrame:
+    "Order records as a frame: one row per order, by order id."
+    return pd.DataFrame({"symbol": _symbols_of(orders["col"], symbols), "ts": index[orders["bar"]],
+                         "side": _names(Side, orders["side"]), "type": _names(OrderType, orders["type"]),
+                         "tif": _names(TimeInForce, orders["tif"]), "reason": _names(Reason, orders["reason"]),
+                         **{k: orders[k] for k in ("qty", "notional", "limit", "stop")},
+                         "status": _names(Status, orders["status"]), "status_info": _names(Info, orders["info"]),
+                         **{k: orders[k] for k in ("filled_qty", "avg_price", "fees")}},
+                        index=pd.Index(orders["id"], name="order_id"))
+
+
+def _fills_frame(fills, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> pd.DataFrame:
+    "Fill records as a frame, in the order they happened."
+    return pd.DataFrame({"order_id": fills["order_id"], "symbol": _symbols_of(fills["col"], symbols),
+                         "ts": index[fills["bar"]], "side": _names(Side, fills["side"]),
+                         **{k: fills[k] for k in ("qty", "price", "fee", "maker")},
+                         "reason": _names(Reason, fills["reason"])})
+
+
+def _trades_frame(trades, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> pd.DataFrame:
+    "Closed round trips as a frame."
+    direction = pd.Categorical.from_codes((trades["direction"] > 0).astype(np.int8), categories=["short", "long"])
+    return pd.DataFrame({"symbol": _symbols_of(trades["col"], symbols), "direction": direction,
+                         "entry_ts": index[trades["entry_bar"]], "exit_ts": index[trades["exit_bar"]],
+                         **{k: trades[k] for k in ("qty", "entry_price", "exit_price", "fees", "funding", "pnl")},
+                         "return": trades["ret"], "exit_reason": _names(Reason, trades["exit_reason"]),
+                         "bars": trades["exit_bar"] - trades["entry_bar"]})
+
+
+def _stats(raw: np.ndarray, init_cash: float) -> dict:
+    "Named statistics of a run from the loop's raw numbers."
+    s = dict(zip(STAT_FIELDS, raw.tolist()))
+    n = int(s["n_trades"])
+    return {"final_equity": s["final_equity"], "total_return": s["final_equity"] / init_cash - 1.0,
+            "max_drawdown": s["max_drawdown"], "n_trades": n, "win_rate": s["n_wins"] / n if n else np.nan,
+            "fees": s["fees"], "n_orders": int(s["n_orders"]), "n_fills": int(s["n_fills"])}
+
+
+# %% [markdown]
+# ## Settings shared by backtests and sweeps
+
+# %%
+#| export
+PRICES = ("next_open", "close")
+SIZINGS = {"cash": Sizing.CASH, "notional": Sizing.NOTIONAL, "equity": Sizing.EQUITY}
+
+
+def _sim_config(price: str, sizing: str, size: float, init_cash: float, cooldown: int, fill: FillConfig,
+                record: bool, **used) -> SimConfig:
+    "The loop's scalar settings, after checking the user's choices."
+    if price not in PRICES:
+        raise ValueError(f"price must be one of {PRICES}, got {price!r}")
+    code = lookup_code(SIZINGS, sizing, "sizing")
+    if code != Sizing.CASH and not (math.isfinite(size) and size > 0):
+        raise ValueError(f"sizing={sizing!r} needs a finite size > 0 (an amount of money, or a fraction of equity)")
+    if not (math.isfinite(init_cash) and init_cash > 0):
+        raise ValueError(f"init_cash must be finite and > 0, got {init_cash!r}")
+    if not (isinstance(cooldown, (int, np.integer)) and cooldown >= 0):
+        raise ValueError(f"stop_cooldown_bars must be an int >= 0, got {cooldown!r}")
+    return SimConfig(at_close=price == "close", latency=int(fill.latency_bars), sizing=int(code), size=float(size),
+                     init_cash=float(init_cash), cooldown=int(cooldown), tif=int(TIME_IN_FORCE[fill.tif]),
+                     post_only=bool(fill.post_only), max_stop=max_stop_pct() / 100, record=bool(record),
+                     **{k: bool(v) for k, v in used.items()})
+
+
+def _stops(n_cols: int, sl_pct, tp_pct, trail_pct, time_stop_bars, dist: np.ndarray | None) -> Stops:
+    "Per-column protective stops as fractions, after the safety cap (SAFETY.MAX_STOP_LOSS_PCT)."
+    check_stop_pct("sl_pct", sl_pct)
+    check_stop_pct("trail_pct", trail_pct)
+    frac = [np.ascontiguousarray(np.broadcast_to(np.asarray(p, dtype=np.float64), (n_cols,))) / 100
+            for p in (sl_pct, tp_pct, trail_pct)]
+    if (frac[1] <= 0).any():
+        raise ValueError("tp_pct must be > 0 percent (NaN for none)")
+    bars = np.ascontiguousarray(np.broadcast_to(np.asarray(time_stop_bars), (n_cols,)))
+    if not (np.issubdtype(bars.dtype, np.integer) and (bars >= 0).all()):
+        raise ValueError(f"time_stop_bars must be whole numbers of bars >= 0, got {time_stop_bars!r}")
+    return Stops(*(_ro(f) for f in frac), _ro(bars.astype(np.int64)), _UNUSED_F if dist is None else dist)
+
+
+# %% [markdown]
+# ## backtest
+# Sizing: `"cash"` spends all free cash on each entry (vectorbt's `size=np.inf`), `"notional"`
+# spends `size` units of money, `"equity"` the fraction `size` of equity at the decision. Stops are in
+# percent of the entry price (`sl_pct=2` is 2 %): stop-loss, take-profit, trailing stop; `time_stop_bars`
+# closes a position after that many bars; `stop_distance` gives a stop-loss distance in price units
+# per bar (e.g. 2 × ATR), taken with each entry. A stop farther than SAFETY.MAX_STOP_LOSS_PCT is refused:
+# a configured one raises, a per-bar one rejects that entry. `stop_cooldown_bars` (default 1: the bar of a
+# protective exit itself, which is vectorbt's rule) ignores entry signals for a while after a stop.
+
+# %%
+#| export
+@dataclass(frozen=True)
+class BacktestResult:
+    "What a backtest produced; the orders, fills and trades frames are built from the records on first use."
+    equity: pd.Series  # account equity at each bar's close
+    stats: dict  # final_equity, total_return, max_drawdown, n_trades, win_rate, fees, n_orders, n_fills
+    records: tuple  # the loop's (orders, fills, trades) structured arrays
+    symbols: tuple[str, ...]
+
+    @cached_property
+    def orders(self) -> pd.DataFrame:
+        return _orders_frame(self.records[0], self.equity.index, self.symbols)
+
+    @cached_property
+    def fills(self) -> pd.DataFrame:
+        return _fills_frame(self.records[1], self.equity.index, self.symbols)
+
+    @cached_property
+    def trades(self) -> pd.DataFrame:  # closed round trips
+        return _trades_frame(self.records[2], self.equity.index, self.symbols)
+
+
+def backtest(bars: pd.DataFrame | Mapping[str, pd.DataFrame],  # one symbol's bars, or {symbol: bars} sharing cash
+             entries=None, exits=None,  # long entry / exit signals (bool; Series, or DataFrame by symbol)
+             short_entries=None, short_exits=None,  # short entry / exit signals
+             *,
+             orders=None,  # per-bar orders instead of signals: frame (or {symbol: frame}) of size/type/limit/stop
+             price: str = "next_open",  # 'next_open' (decide at close, fill at a later open) or 'close' (vectorbt)
+             sizing: str = "cash",  # 'cash', 'notional' or 'equity'
+             size: float = math.inf,  # money per entry ('notional') or fraction of equity ('equity')
+             init_cash: float = 1_000.0,
+             sl_pct=np.nan, tp_pct=np.nan, trail_pct=np.nan,  # protective stops, percent of the entry price
+             time_stop_bars: int = 0,  # close a position after this many bars (0: never)
+             stop_distance=None,  # per-bar stop-loss distance in price units (Series, or DataFrame by symbol)
+             stop_cooldown_bars: int = 1,  # bars after a protective exit in which entry signals are ignored
+             fill: FillConfig = FillConfig(),  # the fill model
+            ) -> BacktestResult:
+    "Run an event-driven backtest of signals or per-bar orders through the fill model."
+    frames = _symbols(bars)
+    index, symbols = next(iter(frames.values())).index, list(frames)
+    signals = [_per_symbol(x, frames, name, np.bool_) for x, name in
+               ((entries, "entries"), (exits, "exits"), (short_entries, "short_entries"), (short_exits, "short_exits"))]
+    ords = _order_arrays(orders, frames)
+    if any(s is not None for s in signals) == (ords is not None):
+        raise ValueError("give either signals (entries/exits/short_entries/short_exits) or orders, not both or neither")
+    dist = _per_symbol(stop_distance, frames, "stop_distance", np.float64)
+    mkt = _market(frames, fill)
+    cfg = _sim_config(price, sizing, size, init_cash, stop_cooldown_bars, fill, True,
+                      **{k: s is not None for k, s in zip(("use_le", "use_lx", "use_se", "use_sx"), signals)},
+                      use_orders=ords is not None, has_spread=mkt.spread.shape[1] > 1, has_vol=mkt.vol.shape[1] > 1,
+                      has_funding=mkt.funding.shape[1] > 1, has_dist=dist is not None)
+    equity = np.empty(len(index))
+    raw = simulate_group_nb(0, len(symbols), _ro(np.arange(len(symbols), dtype=np.int64)), mkt,
+                            Signals(*(s if s is not None else _UNUSED_B for s in signals)),
+                            ords if ords is not None else OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F),
+                            _stops(len(symbols), sl_pct, tp_pct, trail_pct, time_stop_bars, dist), cfg, fill.params(),
+                            equity)
+    return BacktestResult(pd.Series(equity, index=index, name="equity", copy=False), _stats(raw[3], init_cash), raw[:3],
+                          tuple(symbols))
+
+
+# %% [markdown]
+# ## A first backtest: RSI-2 on the S&P 500
+# Connors' RSI-2 rule on twenty years of daily bars: buy when the 2-day RSI closes below 10, sell when
+# it closes above 70 (or, as a filter here, never buy below the 200-day average). Decisions at the
+# close, fills at the next open, 0.05 % taker fees and a 1 bp spread.
+
+# %%
+close = spx.close.to_numpy()
+rsi2, sma200 = talib.RSI(close, 2), talib.SMA(close, 200)
+entries = pd.Series((rsi2 < 10) & (close > sma200), index=spx.index)
+exits = pd.Series(rsi2 > 70, index=spx.index)
+costs = FillConfig(taker_fee_pct=0.05, spread_pct=0.01)
+res = backtest(spx, entries, exits, fill=costs, init_cash=10_000)
+res.stats
+
+# %%
+res.trades.head()
+
+# %% [markdown]
+# Each entry fills at the open after its signal, at the ask (open plus half the spread), and pays the
+# fee; each exit at the bid. The equity curve is cash plus the position at every close.
+
+# %%
+t0 = res.trades.iloc[0]
+signal_bar = spx.index.get_loc(t0.entry_ts) - 1
+test_eq((bool(entries.iloc[signal_bar]), t0.entry_ts), (True, spx.index[signal_bar + 1]))
+test_close(t0.entry_price, spx.open.loc[t0.entry_ts] * (1 + 0.00005))
+test_close(t0.exit_price, spx.open.loc[t0.exit_ts] * (1 - 0.00005))
+buys = res.fills[res.fills.side == "buy"]
+test_close(buys.fee, buys.qty * buys.price * 0.0005)
+test_eq(res.stats["n_trades"], len(res.trades))
+# flat at the close of each exit bar: equity is the starting cash plus the trades' P&L so far
+test_close(res.equity.loc[res.trades.exit_ts].to_numpy(), 10_000 + res.trades.pnl.cumsum().to_numpy())
+ax = res.equity.plot(figsize=(8, 2.5), title="RSI-2 on the S&P 500, next-open fills", lw=0.8)
+
+# %% [markdown]
+# ## Fill timing and latency
+# The same signals filled at the decision bar's close (the vectorbt convention) buy at that close;
+# with `latency_bars=2` every order reaches the market two bars after the next open — and an exit
+# signal that comes while an entry is still on its way cancels that entry instead of queueing behind it.
+
+# %%
+at_close = backtest(spx, entries, exits, price="close", init_cash=10_000)
+first = at_close.trades.iloc[0]
+test_eq((bool(entries.loc[first.entry_ts]), first.entry_price), (True, spx.close.loc[first.entry_ts]))
+def bars_to_fill(result):
+    "Bars between each fill and the decision of its order."
+    decided = result.orders.ts.reindex(result.fills.order_id).to_numpy()
+    return set(spx.index.get_indexer(result.fills.ts) - spx.index.get_indexer(decided))
+
+
+slow = backtest(spx, entries, exits, fill=FillConfig(latency_bars=2), init_cash=10_000)
+test_eq((bars_to_fill(backtest(spx, entries, exits, init_cash=10_000)), bars_to_fill(slow)), ({1}, {3}))
+test_eq(set(slow.fills.price) <= set(spx.open), True)
+test_eq((slow.orders.status_info == "replaced").any(), True)
+
+# %% [markdown]
+# ## Stops
+# A 1 % stop-loss and a 2 % take-profit on the RSI-2 trades. Stops are checked against each bar's
+# path after the entry — the entry bar's too, since the position exists from its open: the stop fills
+# at its level, the take-profit at its level (a limit that the bar traded through).
+
+# %%
+st = backtest(spx, entries, exits, sl_pct=1, tp_pct=2, init_cash=10_000)
+tr = st.trades
+test_eq(set(tr.exit_reason), {"signal", "stop_loss", "take_profit"})
+sl_hits, tp_hits = tr[tr.exit_reason == "stop_loss"], tr[tr.exit_reason == "take_profit"]
+test_close(sl_hits.exit_price.to_numpy(), sl_hits.entry_price.to_numpy() * 0.99)
+test_eq(bool((spx.low.reindex(sl_hits.exit_ts).to_numpy() <= sl_hits.exit_price.to_numpy() + 1e-9).all()), True)
+test_close(tp_hits.exit_price.to_numpy(), tp_hits.entry_price.to_numpy() * 1.02)
+test_eq(bool((spx.high.reindex(tp_hits.exit_ts).to_numpy() > tp_hits.exit_price.to_numpy()).all()), True)
+st.trades.exit_reason.value_counts()
+
+# %% [markdown]
+# The conservative rule on a bar built to touch both: long from 100 with a 2 % stop and a 4 % target,
+# a later bar ranges from 97 to 105 — the stop fills. A bar that opens below the stop (a gap) fills at
+# its open, not at the stop: long from 101 with a 1 % stop, the next bar opens at 99. A trailing stop follows the best high since
+# entry, moved only after each bar is checked (bought at 102, 3 % under the high of 106 is 102.82);
+# a time stop closes after `time_stop_bars`.
+
+# %%
+idx = pd.date_range("2024-01-01", periods=6, freq="1D", tz="UTC", name="ts")
+toy = pd.DataFrame({"open": [100, 100, 101, 104, 103, 99.0], "high": [100, 100, 105, 106, 104, 100.0],
+                    "low": [100, 100, 97, 103, 100, 98.0], "close": [100, 100, 102, 105, 101, 99.0],
+                    "volume": 1e6}, index=idx)
+buy, never = pd.Series([True, False, False, False, False, False], index=idx), pd.Series(False, index=idx)
+both_bar = backtest(toy, buy, never, price="close", sl_pct=2, tp_pct=4)
+test_eq(both_bar.trades[["exit_ts", "exit_reason", "exit_price"]].values.tolist(), [[idx[2], "stop_loss", 98.0]])
+gap = backtest(toy, buy.shift(4, fill_value=False), never, price="close", sl_pct=1)
+test_eq(gap.trades[["exit_ts", "exit_reason", "exit_price"]].values.tolist(), [[idx[5], "stop_loss", 99.0]])
+trail = backtest(toy, buy.shift(2, fill_value=False), never, price="close", trail_pct=3)
+test_eq(trail.trades[["exit_ts", "exit_reason"]].values.tolist(), [[idx[4], "trailing_stop"]])
+test_close(trail.trades.exit_price.iloc[0], 106 * 0.97)
+timed = backtest(toy, buy, never, price="close", time_stop_bars=3)
+test_eq(timed.trades[["exit_reason", "bars", "exit_price"]].values.tolist(), [["time_stop", 3, toy.close.iloc[3]]])
+
+# %% [markdown]
+# **The 15 % cap** (SAFETY.MAX_STOP_LOSS_PCT): a configured stop beyond it is refused before anything
+# runs; a per-bar stop distance beyond it rejects that entry, which shows in the orders.
+
+# %%
+test_fail(lambda: backtest(spx, entries, exits, sl_pct=20),
+          contains="sl_pct=20 % refused: stops farther than 15 % from the entry are not allowed")
+test_fail(lambda: backtest(spx, entries, exits, trail_pct=16), contains="trail_pct=16 % refused")
+atr = pd.Series(talib.ATR(spx.high.to_numpy(), spx.low.to_numpy(), close, 14), index=spx.index)
+wide = atr * np.where(spx.index.year == 2017, 40, 2)  # absurd 40 × ATR stops in 2017
+atr_run = backtest(spx, entries, exits, stop_distance=wide, init_cash=10_000)
+rejected = atr_run.orders[atr_run.orders.status == "rejected"]
+test_eq(set(rejected.status_info), {"stop_too_wide"})
+test_eq(set(rejected.ts.dt.year), {2017})
+bought = atr_run.orders[(atr_run.orders.side == "buy") & (atr_run.orders.status == "filled")]
+test_eq((bought.ts.dt.year == 2017).any(), False)  # no entry decided in 2017 went through
+fired = atr_run.trades[atr_run.trades.exit_reason == "stop_loss"]
+test_eq(len(fired) > 0, True)
+
+# %% [markdown]
+# ## Shorts, reversals and sizing
+# With short signals a long position reverses into a short (close, then open with the freed cash).
+# `"notional"` spends a fixed amount per entry; `"equity"` a fraction of equity at the decision.
+
+# %%
+ls = backtest(btc, pd.Series(talib.RSI(btc.close.to_numpy(), 2) < 10, index=btc.index),
+              None, pd.Series(talib.RSI(btc.close.to_numpy(), 2) > 90, index=btc.index), None)
+test_eq(set(ls.trades.direction), {"long", "short"})
+test_eq((ls.trades.exit_ts.iloc[:-1].to_numpy() == ls.trades.entry_ts.iloc[1:].to_numpy()).all(), True)  # reversals
+fixed = backtest(spx, entries, exits, sizing="notional", size=2_500, init_cash=10_000)
+test_close((fixed.trades.qty * fixed.trades.entry_price).to_numpy(), np.full(len(fixed.trades), 2_500.0))
+part = backtest(spx, entries, exits, sizing="equity", size=0.5, init_cash=10_000)
+d = spx.index.get_indexer(part.trades.entry_ts) - 1
+eq_at_decision = part.equity.iloc[d].to_numpy()
+test_close((part.trades.qty * part.trades.entry_price).to_numpy(), 0.5 * eq_at_decision)
+test_fail(lambda: backtest(spx, entries, exits, sizing="notional"), contains="needs a finite size > 0")
+
+# %% [markdown]
+# ## Several symbols, one account
+# A mapping of symbols shares one cash account: here BTC and EUR/USD on their common hours, each entry
+# asking for 600 of a 1,000 account, so when both are in, the second got only what the first left.
+
+# %%
+eur = load_sample("eurusd_1h")
+common = btc.index.intersection(eur.index)
+pair = {"BTC": btc.loc[common], "EUR": eur.loc[common]}
+sig = {s: talib.RSI(f.close.to_numpy(), 2) for s, f in pair.items()}
+ent = pd.DataFrame({s: r < 10 for s, r in sig.items()}, index=common)
+ext = pd.DataFrame({s: r > 70 for s, r in sig.items()}, index=common)
+multi = backtest(pair, ent, ext, sizing="notional", size=600)
+test_eq(set(multi.trades.symbol), {"BTC", "EUR"})
+flows = np.where(multi.fills.side == "buy", -1.0, 1.0) * multi.fills.qty * multi.fills.price
+test_eq(bool((1_000 + flows.cumsum() > -1e-9).all()), True)  # never spends more than the account
+bought = -flows[multi.fills.side == "buy"]
+test_eq(bool((bought < 600 - 1e-6).any() and (bought <= 600 + 1e-9).all()), True)  # some entries got the rest
+
+# %% [markdown]
+# ## Orders bar by bar, and the paper broker's path
+# Per-bar orders use the whole fill model. A 1,000-contract GTC buy limit half a point under the
+# E-mini, one bar of latency, 5 % volume participation: it arrives at a bar that opens on its limit and
+# takes 5 % of that bar as a taker, then rests and fills in pieces as a maker, the remainder carried
+# from bar to bar. `replay_order` — one order pushed through the kernels bar by bar, as the paper
+# broker will — gives exactly the same fills.
+
+# %%
+cfg = FillConfig(maker_fee_pct=0.001, taker_fee_pct=0.01, participation=0.05, latency_bars=1)
+limit_px = es.close.iloc[100] - 0.5
+plan = pd.DataFrame({"size": np.nan, "type": "limit", "limit": limit_px}, index=es.index)
+plan.iloc[100, 0] = 1_000.0
+bt = backtest(es, orders=plan, fill=cfg, init_cash=1e7)
+paper, status = replay_order(es, es.index[100], "buy", 1_000, "limit", limit=limit_px, cash=1e7, config=cfg)
+test_eq((len(bt.fills) > 5, status, bt.fills.maker.tolist()[:2]), (True, "filled", [False, True]))
+test_close(bt.fills.qty.iloc[:2].to_numpy(), 0.05 * es.volume.reindex(bt.fills.ts.iloc[:2]).to_numpy())
+test_eq(bt.fills.ts.tolist(), paper.index.tolist())
+test_eq(bt.fills[["qty", "price", "fee", "maker"]].to_numpy().tolist(), paper.to_numpy().tolist())
+test_eq(bt.orders.status.iloc[0], "filled")
+test_close(bt.orders.filled_qty.iloc[0], 1_000.0)
+bt.fills.head()
+
+# %% [markdown]
+# A sell that exceeds the position is split: the close of the long, then a short for the rest.
+
+# %%
+flip = pd.DataFrame({"size": [np.nan, 5.0, np.nan, -8.0, np.nan, np.nan]}, index=idx)
+fl = backtest(toy, orders=flip, init_cash=10_000)
+test_eq(fl.fills[["side", "qty"]].values.tolist(), [["buy", 5.0], ["sell", 5.0], ["sell", 3.0]])
+test_eq(fl.trades.direction.tolist(), ["long"])
+
+# %% [markdown]
+# ## Funding
+# A perpetual long pays funding when the rate is positive, a short receives it: every 8 hours,
+# `position × open × rate`, booked in the trade and the account.
+
+# %%
+perp = FillConfig(funding_rate=0.0001)
+rsi = talib.RSI(btc.close.to_numpy(), 2)
+longs = backtest(btc, pd.Series(rsi < 5, index=btc.index), pd.Series(rsi > 95, index=btc.index), fill=perp)
+shorts = backtest(btc, None, None, pd.Series(rsi > 95, index=btc.index), pd.Series(rsi < 5, index=btc.index),
+                  fill=perp)
+test_eq(bool((longs.trades.funding <= 0).all() and (longs.trades.funding < 0).any()), True)
+test_eq(bool((shorts.trades.funding >= 0).all() and (shorts.trades.funding > 0).any()), True)
+tr0 = longs.trades[longs.trades.funding < 0].iloc[0]
+held = btc.loc[tr0.entry_ts:tr0.exit_ts].iloc[1:]  # settlements after the entry bar's open, up to the exit bar
+settled = held[held.index.hour % 8 == 0]
+test_close(tr0.funding, -(tr0.qty * settled.open * 0.0001).sum())
+test_close(tr0.pnl, tr0.qty * (tr0.exit_price - tr0.entry_price) - tr0.fees + tr0.funding)
+
+# %% [markdown]
+# ## Deterministic
+# The same inputs give the same frames, bit for bit.
+
+# %%
+a = backtest(btc, pd.Series(rsi < 10, index=btc.index), pd.Series(rsi > 70, index=btc.index), sl_pct=3,
+             fill=FillConfig(taker_fee_pct=0.1, spread_pct=0.02, vol_slippage_k=0.1, participation=0.2))
+b = backtest(btc, pd.Series(rsi < 10, index=btc.index), pd.Series(rsi > 70, index=btc.index), sl_pct=3,
+             fill=FillConfig(taker_fee_pct=0.1, spread_pct=0.02, vol_slippage_k=0.1, participation=0.2))
+pd.testing.assert_series_equal(a.equity, b.equity)
+for x, y in ((a.orders, b.orders), (a.fills, b.fills), (a.trades, b.trades)):
+    pd.testing.assert_frame_equal(x, y)
+test_eq(a.stats, b.stats)
+
+
+# %% [markdown]
+# ## Parameter sweeps
+# `sweep` runs one symbol's bars against many signal columns — a grid of rule parameters — each column
+# alone with its own cash, in parallel over the machine's cores, keeping only the statistics. Stop
+# parameters may differ per column.
+
+# %%
+#| export
+def sweep(bars: pd.DataFrame,  # one symbol's bars
+          entries: pd.DataFrame,  # one column of long-entry signals per combination
+          exits: pd.DataFrame | None = None,
+          short_entries: pd.DataFrame | None = None,
+          short_exits: pd.DataFrame | None = None,
+          *,
+          price: str = "next_open",
+          sizing: str = "cash",
+          size: float = math.inf,
+          init_cash: float = 1_000.0,
+          sl_pct=np.nan, tp_pct=np.nan, trail_pct=np.nan,  # scalars, or one value per column
+          time_stop_bars=0,
+          stop_cooldown_bars: int = 1,
+          fill: FillConfig = FillConfig(),
+         ) -> pd.DataFrame:  # one row of statistics per column of `entries`
+    "Backtest many signal columns over one symbol in parallel; statistics per column."
+    frames = _symbols(bars)
+    index, columns = next(iter(frames.values())).index, entries.columns
+    rows = []
+    for x, name in ((entries, "entries"), (exits, "exits"), (short_entries, "short_entries"),
+                    (short_exits, "short_exits")):
+        if x is None:
+            rows.append(None)
+            continue
+        if not (x.index.equals(index) and x.columns.equals(columns)):
+            raise ValueError(f"{name} must be on the bars' index with the columns of entries")
+        rows.append(_ro(np.ascontiguousarray(x.to_numpy(dtype=np.bool_).T)))
+    mkt = _market(frames, fill)
+    cfg = _sim_config(price, sizing, size, init_cash, stop_cooldown_bars, fill, False,
+                      **{k: r is not None for k, r in zip(("use_le", "use_lx", "use_se", "use_sx"), rows)},
+                      use_orders=False, has_spread=mkt.spread.shape[1] > 1, has_vol=mkt.vol.shape[1] > 1,
+                      has_funding=mkt.funding.shape[1] > 1, has_dist=False)
+    raw = sweep_nb(_ro(np.zeros(len(columns), dtype=np.int64)), mkt, Signals(*(r if r is not None else _UNUSED_B
+                                                                               for r in rows)),
+                   OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F),
+                   _stops(len(columns), sl_pct, tp_pct, trail_pct, time_stop_bars, None), cfg, fill.params())
+    return pd.DataFrame([_stats(r, init_cash) for r in raw], index=columns)
+
+
+# %% [markdown]
+# RSI-2 on BTC hourly over a grid of entry thresholds and stop-losses; every row equals the backtest of
+# that column alone.
+
+# %%
+grid = [(lo, sl) for lo in (5, 10, 15, 20) for sl in (1.0, 2.0, 3.0)]
+ents = pd.DataFrame({g: rsi < g[0] for g in grid}, index=btc.index)
+exs = pd.DataFrame({g: rsi > 70 for g in grid}, index=btc.index)
+sw = sweep(btc, ents, exs, sl_pct=[g[1] for g in grid], fill=costs)
+for g in (grid[0], grid[7]):
+    one_run = backtest(btc, ents[g], exs[g], sl_pct=g[1], fill=costs)
+    test_close(sw.loc[[g]].iloc[0].to_numpy(dtype=float), pd.Series(one_run.stats).to_numpy(dtype=float), eps=1e-9)
+test_eq(len(sw), 12)
+sw.sort_values("total_return", ascending=False).head()

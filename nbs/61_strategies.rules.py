@@ -1,0 +1,159 @@
+# %% [markdown]
+# # Canonical rule strategies
+#
+# > RSI-2, IBS and both combined (seed 004): mean-reversion entries above the 200-bar trend, ATR(14)×2 stop, 5-bar time stop.
+
+# %%
+#| default_exp strategies.rules
+
+# %% [markdown]
+# Two classic short-horizon mean-reversion rules, long only, each filtered by a long trend:
+#
+# - **RSI-2** (Connors): enter when Wilder RSI(2) ≤ 10 and close > SMA(200); exit when RSI(2) ≥ 70.
+# - **IBS**, internal bar strength (C − L) / (H − L): enter when IBS < 0.2 and close > SMA(200).
+# - **RSI-2 AND IBS**: both entry conditions on the same bar; RSI-2's exit.
+#
+# All three protect every trade with a stop ATR(14) × 2 below the entry and a 5-bar time stop. Decisions
+# are taken on the bar's close and filled at the next open (see `strategies.base`).
+
+# %%
+#| export
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from tradingbot.config import get_key
+from tradingbot.strategies.base import Signals, Strategy
+
+# %%
+#| hide
+from fastcore.test import test_eq, test_fail
+
+from tradingbot.data.samples import load_sample
+
+spx = load_sample("spx_1d")
+
+
+# %%
+#| export
+def ibs(bars: pd.DataFrame) -> pd.Series:
+    "Internal bar strength (C − L) / (H − L) in [0, 1]; NaN on a bar with no range."
+    rng = (bars.high - bars.low).where(bars.high > bars.low)
+    return ((bars.close - bars.low) / rng).rename("ibs")
+
+
+# %%
+test_eq(ibs(pd.DataFrame({"high": [10.0, 5], "low": [8.0, 5], "close": [8.5, 5]})).tolist()[0], 0.25)
+assert np.isnan(ibs(pd.DataFrame({"high": [5.0], "low": [5.0], "close": [5.0]})).iloc[0])
+
+
+# %%
+#| export
+class _MeanReversion(Strategy):
+    "Shared parts: trend filter, ATR stop, time stop."
+    defaults = {"trend_period": 200, "atr_period": 14, "atr_stop_mult": 2.0, "time_stop_bars": 5}
+
+    def _base_spec(self) -> list[dict]:
+        return [{"name": "sma", "period": self.params["trend_period"]},
+                {"name": "atr", "period": self.params["atr_period"]}]
+
+    def _trend(self, f: pd.DataFrame) -> pd.Series:
+        return f.close > f[f"sma_{self.params['trend_period']}"]
+
+    def _signals(self, f: pd.DataFrame, entries: pd.Series, exits: pd.Series) -> Signals:
+        stop = f[f"atr_{self.params['atr_period']}"] * self.params["atr_stop_mult"]
+        return Signals(entries.fillna(False).astype(bool), exits.fillna(False).astype(bool), stop,
+                       self.params["time_stop_bars"])
+
+
+class RSI2(_MeanReversion):
+    "Connors RSI-2: buy the dip of an up-trend."
+    defaults = {**_MeanReversion.defaults, "rsi_period": 2, "entry_below": 10, "exit_above": 70}
+    search_space = {"entry_below": [5, 10, 15], "exit_above": [60, 70, 80], "trend_period": [100, 200]}
+
+    def indicator_spec(self):
+        return [{"name": "rsi", "period": self.params["rsi_period"]}, *self._base_spec()]
+
+    def decide(self, f):
+        rsi = f[f"rsi_{self.params['rsi_period']}"]
+        return self._signals(f, (rsi <= self.params["entry_below"]) & self._trend(f), rsi >= self.params["exit_above"])
+
+
+class IBS(_MeanReversion):
+    "Internal bar strength: buy a close near the low of the bar in an up-trend."
+    defaults = {**_MeanReversion.defaults, "entry_below": 0.2}
+    search_space = {"entry_below": [0.1, 0.2, 0.3], "trend_period": [100, 200], "atr_stop_mult": [1.5, 2.0, 3.0]}
+
+    def indicator_spec(self):
+        return self._base_spec()
+
+    def decide(self, f):
+        return self._signals(f, (ibs(f) < self.params["entry_below"]) & self._trend(f), pd.Series(False, f.index))
+
+
+class RSI2IBS(_MeanReversion):
+    "RSI-2 and IBS entry conditions on the same bar; RSI-2's exit."
+    defaults = {**_MeanReversion.defaults, "rsi_period": 2, "rsi_entry_below": 10, "rsi_exit_above": 70,
+                "ibs_entry_below": 0.2}
+    search_space = {"rsi_entry_below": [5, 10, 15], "ibs_entry_below": [0.1, 0.2, 0.3], "trend_period": [100, 200]}
+
+    def indicator_spec(self):
+        return [{"name": "rsi", "period": self.params["rsi_period"]}, *self._base_spec()]
+
+    def decide(self, f):
+        rsi = f[f"rsi_{self.params['rsi_period']}"]
+        entries = (rsi <= self.params["rsi_entry_below"]) & (ibs(f) < self.params["ibs_entry_below"]) & self._trend(f)
+        return self._signals(f, entries, rsi >= self.params["rsi_exit_above"])
+
+
+# %% [markdown]
+# On the S&P 500 daily sample: RSI-2 enters only above the 200-day average, and only on a bar whose RSI(2)
+# was at most 10 at its close; no signal appears before the indicators are warm.
+
+# %%
+s = RSI2("rsi2").signals(spx)
+f = s.features
+test_eq(bool(((f.rsi_2 > 10) & s.entries).any()), False)
+test_eq(bool(((f.close <= f.sma_200) & s.entries).any()), False)
+test_eq(s.entries.iloc[:200].any(), False)
+test_eq(s.exits.equals((f.rsi_2 >= 70).fillna(False)), True)
+assert (s.stop_distance.dropna() == 2 * f.atr_14.dropna()).all() and s.time_stop_bars == 5
+both = RSI2IBS("rsi2_ibs").signals(spx).entries
+assert both.sum() < min(s.entries.sum(), IBS("ibs").signals(spx).entries.sum())
+assert not (both & ~s.entries).any()  # AND can only remove RSI-2 entries
+
+# %%
+import matplotlib.pyplot as plt
+
+ax = f.close.iloc[-400:].plot(figsize=(9, 3), title="S&P 500: RSI-2 entries (decided at the close, filled next open)")
+f.close.iloc[-400:][s.entries.iloc[-400:]].plot(ax=ax, style="^", color="g")
+f.sma_200.iloc[-400:].plot(ax=ax, lw=0.8);
+
+# %% [markdown]
+# ## From the configuration
+# `make_strategy(strategy_id)` builds a strategy from `config/strategies.json`: the entry's class comes from
+# its id (`rsi2`, `ibs`, `rsi2_ibs`) and its `params` are checked against the class's defaults.
+
+# %%
+#| export
+RULES: dict[str, type[Strategy]] = {"rsi2": RSI2, "ibs": IBS, "rsi2_ibs": RSI2IBS}
+
+
+def make_strategy(strategy_id: str, params: dict | None = None) -> Strategy:
+    "The strategy `strategy_id` of strategies.json with its configured params, updated by `params`."
+    spec = get_key(f"strategies.strategies.{strategy_id}")
+    cls = RULES.get(strategy_id) or RULES.get(spec.get("class", "") if spec else "")
+    if cls is None:
+        known = ", ".join(RULES)
+        raise ValueError(f"no strategy class for {strategy_id!r} (rule strategies: {known})")
+    return cls(strategy_id, {**((spec or {}).get("params") or {}), **(params or {})})
+
+
+# %%
+r = make_strategy("rsi2", {"entry_below": 5})
+test_eq((type(r), r.params["entry_below"], r.params["exit_above"]), (RSI2, 5, 70))
+for sid in RULES:  # strategies.json lists the indicators each strategy reads; they must not drift apart
+    test_eq(make_strategy(sid).indicator_spec(), get_key(f"strategies.strategies.{sid}.indicators"))
+test_fail(lambda: make_strategy("moon"), contains="no strategy class for 'moon'")
+test_fail(lambda: make_strategy("ibs", {"rsi_period": 2}), contains="unknown parameter 'rsi_period'")
