@@ -4,8 +4,9 @@ each next to vectorbt's `Portfolio.from_signals` on the same signals, measured i
 Prints figures only (DESIGN §9: tests never assert on wall time). Run: `.venv/bin/python benchmarks/bench_backtest.py`.
 Every figure is the best of a few runs after a warm-up call (JIT compilation, numba's cache). vectorbt gets numpy
 arrays: with a tz-aware index under pandas 3 it spends seconds converting timestamps, which would not be a fair
-measure of its simulator. Our timings include building the orders/fills/trades DataFrames; vectorbt's include
-building its Portfolio (records; frames are lazy there).
+measure of its simulator. Both sides are timed up to the result object with its records (our orders/fills/trades
+frames, like vectorbt's, are built on first use). Same signals, fees, spread + slippage and stop-loss on both sides;
+vectorbt fills at the signal bar's close (its default), ours at the next bar's open (our default).
 """
 from __future__ import annotations
 

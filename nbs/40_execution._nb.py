@@ -23,8 +23,9 @@
 # - **Fractions** inside kernels (0.001 = 0.1 %); the Python layer (`tradingbot.execution.fills`)
 #   speaks percent like the configuration does.
 # - **Conservative** where a bar cannot tell the order of events: a stop touched anywhere in the bar
-#   triggers, a limit fills only when the bar trades *through* it, a stop-loss is checked before a
-#   take-profit, and a bar that opens beyond a level fills at the open.
+#   triggers, a limit fills only when the bar trades *through* it, and a stop-loss is checked before a
+#   take-profit. A bar that *opens* beyond a resting level fills it at the open, the price the market
+#   offered: worse than its stop for a stop, better than its limit for a limit.
 
 # %%
 #| export
@@ -291,7 +292,8 @@ def _size_fill_nb(order: WorkingOrder, price: float, maker: bool, triggered: boo
     remaining = want - qty
     status, info = Status.FILLED, Info.NONE
     if remaining > 0.0:
-        status, info = (Status.OPEN, Info.NONE) if order.tif == TimeInForce.GTC else (Status.CANCELLED, Info.IOC_REMAINDER)
+        gtc = order.tif == TimeInForce.GTC
+        status, info = (Status.OPEN, Info.NONE) if gtc else (Status.CANCELLED, Info.IOC_REMAINDER)
     if not qty > 0.0:
         return FillResult(0.0, np.nan, 0.0, False, status, info, remaining, triggered)
     notional = qty * price

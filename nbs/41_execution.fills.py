@@ -97,7 +97,8 @@ class FillConfig:
             raise ValueError(f"FillConfig fees are percent of notional; got maker {self.maker_fee_pct!r}, "
                              f"taker {self.taker_fee_pct!r}")
         if not self.participation > 0:
-            raise ValueError(f"FillConfig.participation must be > 0 (a share of bar volume), got {self.participation!r}")
+            raise ValueError(f"FillConfig.participation must be > 0 (a share of bar volume), "
+                             f"got {self.participation!r}")
         if not (isinstance(self.latency_bars, int) and self.latency_bars >= 0):
             raise ValueError(f"FillConfig.latency_bars must be an int >= 0, got {self.latency_bars!r}")
         if self.vol_kind not in ("atr", "sigma") or not self.vol_window >= 2:
@@ -323,19 +324,19 @@ def replay_order(bars: pd.DataFrame,  # the market, from before the decision on
 
 
 # %% [markdown]
-# On the E-mini minute bars, a 2,000-contract market buy with 10 % participation and GTC takes
-# several bars of the quiet evening session, each fill 10 % of its bar's volume; the same order IOC
-# stops after the first.
+# On the E-mini minute bars, a 300-contract market buy with 10 % participation and GTC takes several
+# bars of the quiet evening session, each fill 10 % of its bar's volume; the same order IOC stops after
+# the first.
 
 # %%
 t0 = es.index[30]
 slow = FillConfig(taker_fee_pct=0.01, spread_pct=0.015, participation=0.1)
-fills, status = replay_order(es, t0, "buy", 2_000, config=slow)
-test_eq((status, round(fills.qty.sum(), 9)), ("filled", 2_000))
+fills, status = replay_order(es, t0, "buy", 300, config=slow)
+test_eq((status, round(fills.qty.sum(), 9), len(fills) > 3), ("filled", 300, True))
 test_eq(fills.qty.iloc[:-1].tolist(), (0.1 * es.volume.iloc[31:31 + len(fills) - 1]).tolist())
 test_eq(fills.index[0], es.index[31])  # decided at bar 30's close, first fill at bar 31's open
 test_close(fills.price.iloc[0], es.open.iloc[31] * (1 + 0.015 / 200))
-ioc, status = replay_order(es, t0, "buy", 2_000, config=FillConfig(participation=0.1, tif="IOC"))
+ioc, status = replay_order(es, t0, "buy", 300, config=FillConfig(participation=0.1, tif="IOC"))
 test_eq((len(ioc), status), (1, "cancelled"))
 late, _ = replay_order(es, t0, "buy", 10, config=FillConfig(latency_bars=3))
 test_eq(late.index[0], es.index[34])  # latency: three bars later

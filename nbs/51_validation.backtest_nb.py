@@ -21,8 +21,8 @@
 # A column holds at most two working orders: an **exit** slot (reduce-only) and an **entry** slot, so
 # a reversal is a close followed by an open. Cash follows vectorbt's accounting with `lock_cash=True`:
 # `cash` includes short-sale proceeds, `free_cash` is what may open positions (a short locks its
-# value), equity is `cash + Σ position × close`. All state lives in preallocated structured arrays; the
-# record buffers double when full, so no bar allocates.
+# value), equity is `cash + Σ position × close`. All state lives in preallocated structured arrays and
+# no bar allocates: when the record buffers run low the loop stops, and the caller grows them.
 
 # %%
 #| export
@@ -31,7 +31,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from tradingbot.execution._nb import (Arrival, Bar, FillParams, Info, OrderType, Reason, Status, WorkingOrder,
                                       arrival_bar_nb, fill_order_nb, funding_flow_nb, protective_exit_nb,
@@ -122,15 +122,15 @@ class _Sizing(NamedTuple):
 
 Sizing = _Sizing()
 
-i8, f8 = np.int64, np.float64
-ORDER_DT = np.dtype([("id", i8), ("col", i8), ("bar", i8), ("side", i8), ("type", i8), ("tif", i8), ("reason", i8),
-                     ("qty", f8), ("notional", f8), ("limit", f8), ("stop", f8), ("status", i8), ("info", i8),
-                     ("filled_qty", f8), ("avg_price", f8), ("fees", f8)], align=True)
-FILL_DT = np.dtype([("order_id", i8), ("col", i8), ("bar", i8), ("side", i8), ("qty", f8), ("price", f8),
-                    ("fee", f8), ("maker", np.bool_), ("reason", i8)], align=True)
-TRADE_DT = np.dtype([("col", i8), ("direction", i8), ("entry_bar", i8), ("exit_bar", i8), ("qty", f8),
-                     ("entry_price", f8), ("exit_price", f8), ("fees", f8), ("funding", f8), ("pnl", f8),
-                     ("ret", f8), ("exit_reason", i8)], align=True)
+_i8, _f8 = np.int64, np.float64
+ORDER_DT = np.dtype([("id", _i8), ("col", _i8), ("bar", _i8), ("side", _i8), ("type", _i8), ("tif", _i8), ("reason", _i8),
+                     ("qty", _f8), ("notional", _f8), ("limit", _f8), ("stop", _f8), ("status", _i8), ("info", _i8),
+                     ("filled_qty", _f8), ("avg_price", _f8), ("fees", _f8)], align=True)
+FILL_DT = np.dtype([("order_id", _i8), ("col", _i8), ("bar", _i8), ("side", _i8), ("qty", _f8), ("price", _f8),
+                    ("fee", _f8), ("maker", np.bool_), ("reason", _i8)], align=True)
+TRADE_DT = np.dtype([("col", _i8), ("direction", _i8), ("entry_bar", _i8), ("exit_bar", _i8), ("qty", _f8),
+                     ("entry_price", _f8), ("exit_price", _f8), ("fees", _f8), ("funding", _f8), ("pnl", _f8),
+                     ("ret", _f8), ("exit_reason", _i8)], align=True)
 STAT_FIELDS = ("final_equity", "max_drawdown", "n_trades", "n_wins", "fees", "n_orders", "n_fills")
 
 # %% [markdown]
@@ -138,30 +138,22 @@ STAT_FIELDS = ("final_equity", "max_drawdown", "n_trades", "n_wins", "fees", "n_
 
 # %%
 #| export
-_POS_DT = np.dtype([("pos", f8), ("debt", f8), ("avg", f8), ("dir", i8), ("sl", f8), ("tp", f8), ("peak", f8),
-                    ("entry_bar", i8), ("entry_qty", f8), ("entry_value", f8), ("exit_qty", f8), ("exit_value", f8),
-                    ("fees", f8), ("funding", f8), ("cooldown_end", i8), ("fresh", i8), ("fresh_price", f8)],
+_POS_DT = np.dtype([("pos", _f8), ("debt", _f8), ("avg", _f8), ("dir", _i8), ("sl", _f8), ("tp", _f8), ("peak", _f8),
+                    ("entry_bar", _i8), ("entry_qty", _f8), ("entry_value", _f8), ("exit_qty", _f8), ("exit_value", _f8),
+                    ("fees", _f8), ("funding", _f8), ("cooldown_end", _i8), ("fresh", _i8), ("fresh_price", _f8)],
                    align=True)
-_SLOT_DT = np.dtype([("active", np.bool_), ("side", i8), ("type", i8), ("qty", f8), ("notional", f8), ("limit", f8),
-                     ("stop", f8), ("tif", i8), ("post_only", np.bool_), ("triggered", np.bool_), ("seen", np.bool_),
-                     ("arrive_bar", i8), ("arrive_close", np.bool_), ("reason", i8), ("order_id", i8),
-                     ("sl_dist", f8), ("reduce_only", np.bool_)], align=True)
+_SLOT_DT = np.dtype([("active", np.bool_), ("side", _i8), ("type", _i8), ("qty", _f8), ("notional", _f8), ("limit", _f8),
+                     ("stop", _f8), ("tif", _i8), ("post_only", np.bool_), ("triggered", np.bool_), ("seen", np.bool_),
+                     ("arrive_bar", _i8), ("arrive_close", np.bool_), ("reason", _i8), ("order_id", _i8),
+                     ("sl_dist", _f8), ("reduce_only", np.bool_)], align=True)
 _EXIT, _ENTRY = 0, 1
-_CASH, _FREE, _FEES = 0, 1, 2  # account cells
+_CASH, _FREE, _FEES, _PEAK, _MAX_DD, _EQUITY, _FLOOR = range(7)  # account cells: money, then running statistics
 _N_ORDERS, _N_FILLS, _N_TRADES, _N_WINS = 0, 1, 2, 3  # counters
 
 
 # %%
 #| export
-@njit(cache=True)
-def _grow_nb(records: np.ndarray, used: int, room: int) -> np.ndarray:
-    "A copy of `records` large enough for `room` more entries (at least twice as large)."
-    out = np.empty(max(2 * len(records), used + room), dtype=records.dtype)
-    out[:used] = records[:used]
-    return out
-
-
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _write_order_nb(orders, cnt, record, col, bar, side, otype, tif, reason, qty, notional, limit, stop, status, info):
     "Append an order record (when recording); its id."
     oid = cnt[_N_ORDERS]
@@ -174,7 +166,7 @@ def _write_order_nb(orders, cnt, record, col, bar, side, otype, tif, reason, qty
     return oid
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _close_order_nb(orders, record, oid, status, info):
     "Set the final status of an order record."
     if record:
@@ -182,7 +174,7 @@ def _close_order_nb(orders, record, oid, status, info):
         orders[oid].info = info
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _queue_nb(slot, orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, reduce_only, sl_dist, cfg):
     "Put a new working order into `slot`, cancelling the one it replaces."
     if slot.active:
@@ -195,7 +187,7 @@ def _queue_nb(slot, orders, cnt, col, i, side, otype, qty, notional, limit, stop
                                     limit, stop, Status.OPEN, Info.NONE)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _cancel_nb(slot, orders, record, info):
     "Cancel the working order in `slot`, if any."
     if slot.active:
@@ -211,7 +203,7 @@ def _cancel_nb(slot, orders, record, info):
 
 # %%
 #| export
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _set_levels_nb(ps, ref, sl, tp, dist):
     "Protective levels of a position around `ref`: the tighter of the % stop and the distance stop, the TP."
     d = ps.dir
@@ -224,7 +216,7 @@ def _set_levels_nb(ps, ref, sl, tp, dist):
     ps.tp = stop_level_nb(-d, ref, tp) if tp == tp else np.nan
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _apply_fill_nb(ps, acct, cnt, fills, trades, record, col, i, oid, side, qty, price, fee, maker, reason, sl, tp,
                    sl_dist):
     "Book one fill on position `ps` and the account; close the trade when the position is flat."
@@ -286,7 +278,7 @@ def _apply_fill_nb(ps, acct, cnt, fills, trades, record, col, i, oid, side, qty,
 
 # %%
 #| export
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _bar_nb(mkt, cfg, pc, i, at_close):
     "Bar `i` of price row `pc` as the kernels see it (volatility from before the fill)."
     spread = mkt.spread[pc, i] if cfg.has_spread else np.nan
@@ -295,7 +287,7 @@ def _bar_nb(mkt, cfg, pc, i, at_close):
     return Bar(mkt.open[pc, i], mkt.high[pc, i], mkt.low[pc, i], mkt.close[pc, i], mkt.volume[pc, i], spread, vol)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arrival, sl, tp, cfg, params):
     "Run the order in `slot` through `bar`, met as `arrival` says (resting, at the open, at the close)."
     pos, at_close = ps.pos, arrival == Arrival.CLOSE
@@ -344,7 +336,7 @@ def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arriv
 
 # %%
 #| export
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, cfg, params):
     "Exit the open position `ps` if `bar` hits one of its protective levels; True when it did."
     d = ps.dir
@@ -354,9 +346,11 @@ def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, 
         return False
     side, qty = -d, abs(ps.pos)
     if reason == Reason.TAKE_PROFIT:
-        price, fee_rate, maker, otype = level, params.maker_fee, True, OrderType.LIMIT
+        price, fee_rate, maker = level, params.maker_fee, True
+        otype = OrderType.LIMIT
     else:
-        price, fee_rate, maker, otype = taker_price_nb(side, level, bar, params), params.taker_fee, False, OrderType.STOP
+        price, fee_rate, maker = taker_price_nb(side, level, bar, params), params.taker_fee, False
+        otype = OrderType.STOP
     fee = qty * price * fee_rate
     oid = _write_order_nb(orders, cnt, cfg.record, col, i, side, otype, 0, reason, qty, np.inf,
                           level if maker else np.nan, np.nan if maker else level, Status.FILLED, Info.NONE)
@@ -378,7 +372,7 @@ def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, 
 
 # %%
 #| export
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _target_nb(exit_slot, entry_slot, pos):
     "Direction a column is heading to once its working orders fill."
     if entry_slot.active:
@@ -388,7 +382,7 @@ def _target_nb(exit_slot, entry_slot, pos):
     return 1 if pos > 0 else (-1 if pos < 0 else 0)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, reason, equity, dist, ref, cfg):
     "Queue an entry of `side` (sized by `qty`, or by the sizing rule when qty is inf), after the stop-distance check."
     notional = np.inf
@@ -403,7 +397,7 @@ def _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, re
     _queue_nb(entry_slot, orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, False, dist, cfg)
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, size, otype, limit, stop, dist, ref,
                time_up, equity, cfg):
     "Turn a column's time stop, signals and per-bar order at bar `i` into working orders."
@@ -454,15 +448,12 @@ def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, s
 # The kernels of this loop allocate nothing, so they are compiled without numba's reference counting
 # (`_nrt=False`): otherwise every call would increment and decrement, atomically, the counts of the
 # two dozen arrays it is handed, which costs more than the work of an event. When the record buffers
-# might overflow within the next bar, `_run_bars_nb` returns that bar's index and `simulate_group_nb`
-# (which may allocate) doubles them and carries on.
+# might overflow within the next bar, `_run_bars_nb` returns that bar's index; the caller grows them
+# (in numpy) and calls again.
 
 # %%
 #| export
-_PEAK, _MAX_DD, _EQUITY, _FLOOR = 3, 4, 5, 6  # more account cells: the running statistics
-
-
-@njit(cache=True, _nrt=False, forceinline=True)
+@njit(cache=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _quiet_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, ps_all, slots):
     "True when nothing can happen to the group's columns in bar `i`."
     for k in range(c1 - c0):
@@ -488,14 +479,14 @@ def _quiet_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, ps_all, slots):
     return True
 
 
-@njit(cache=True, _nrt=False, forceinline=True)
+@njit(cache=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _useful_nb(pos, exit_slot, entry_slot, le, lx, se, sx, size, time_up):
     "False when a bar's decisions cannot change anything (e.g. a long entry signal while long)."
     return (exit_slot.active or entry_slot.active or time_up or (size == size and size != 0.0)
             or (le and pos <= 0) or (se and pos >= 0) or (lx and pos > 0) or (sx and pos < 0))
 
 
-@njit(cache=True, _nrt=False, forceinline=True)
+@njit(cache=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _open_phase_nb(i, c0, c1, pcols, mkt, stops, cfg, params, ps_all, slots, acct, cnt, orders, fills, trades):
     "Funding, working orders and protective stops of every column of the group in bar `i`."
     for k in range(c1 - c0):
@@ -526,7 +517,7 @@ def _open_phase_nb(i, c0, c1, pcols, mkt, stops, cfg, params, ps_all, slots, acc
                 ps.peak = trail_peak_nb(d, ps.peak, mkt.high[pc, i], mkt.low[pc, i])
 
 
-@njit(cache=True, _nrt=False, forceinline=True)
+@njit(cache=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all, slots, acct, cnt, orders, fills,
                     trades):
     "Decisions of every column of the group at bar `i`'s close, and the fills at the close."
@@ -558,7 +549,7 @@ def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all
         ps.fresh = 0  # the next bar starts with no position opened inside it
 
 
-@njit(cache=True, _nrt=False, forceinline=True)
+@njit(cache=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _mark_nb(i, equity, equity_out, acct):
     "Record equity at bar `i`'s close and update the running peak and maximum drawdown."
     if equity_out.shape[0] > 0:
@@ -572,7 +563,7 @@ def _mark_nb(i, equity, equity_out, acct):
     acct[_EQUITY] = equity
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _scan_one_nb(start, n, ps, high, low, close, funding, le, lx, se, sx, size, trail, time_bars, cfg, equity_out,
                  acct):
     "Run the quiet bars of a one-column group from `start` on; the first bar that needs the full treatment."
@@ -625,7 +616,7 @@ def _scan_one_nb(start, n, ps, high, low, close, funding, le, lx, se, sx, size, 
     return stop
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _run_bars_nb(start, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, equity_out, ps_all, slots, acct, cnt,
                  orders, fills, trades):
     "Simulate bars from `start` on; the index of the bar where the record buffers ran low (n when done)."
@@ -672,55 +663,76 @@ def _run_bars_nb(start, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, equit
     return n
 
 
-@njit(cache=True)
-def simulate_group_nb(c0: int, c1: int,  # the group's columns
-                      pcols: np.ndarray,  # market row of each column
-                      mkt: Market, sig: Signals, ords: OrderArrays, stops: Stops,
-                      cfg: SimConfig, params: FillParams,
-                      equity_out: np.ndarray,  # (n_bars,) filled with equity at each close, or (0,) to skip
-                     ):
-    "Simulate one cash-sharing group of columns over all bars; (orders, fills, trades, stats)."
-    n, width = mkt.close.shape[1], c1 - c0
-    ps_all = np.zeros(width, dtype=_POS_DT)
-    for k in range(width):
-        ps_all[k].sl = ps_all[k].tp = ps_all[k].avg = np.nan
-        ps_all[k].cooldown_end = -1
-    slots = np.zeros((width, 2), dtype=_SLOT_DT)
-    cap = 64 + 4 * width + n // 64 if cfg.record else 1  # a guess that spares most regrowth
-    orders, fills, trades = np.empty(cap, ORDER_DT), np.empty(cap, FILL_DT), np.empty(cap, TRADE_DT)
-    acct = np.array([cfg.init_cash, cfg.init_cash, 0.0, cfg.init_cash, 0.0, cfg.init_cash, cfg.init_cash])
-    cnt = np.zeros(4, dtype=np.int64)
-    i = np.int64(0)  # not the literal 0: numba would compile the loop once more for it
-    while i < n:
-        i = _run_bars_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, equity_out, ps_all, slots, acct, cnt,
-                         orders, fills, trades)
-        if i < n:
-            orders = _grow_nb(orders, cnt[_N_ORDERS], 4 * width)
-            fills = _grow_nb(fills, cnt[_N_FILLS], 3 * width)
-            trades = _grow_nb(trades, cnt[_N_TRADES], 2 * width)
-    stats = np.array([acct[_EQUITY], acct[_MAX_DD], cnt[_N_TRADES], cnt[_N_WINS], acct[_FEES], cnt[_N_ORDERS],
-                      cnt[_N_FILLS]], dtype=np.float64)
-    if not cfg.record:
-        return orders[:0], fills[:0], trades[:0], stats
-    return orders[:cnt[_N_ORDERS]], fills[:cnt[_N_FILLS]], trades[:cnt[_N_TRADES]], stats
+@njit(cache=True, _nrt=False)
+def _reset_nb(ps_all, slots, acct, cnt, init_cash):
+    "A fresh account with `init_cash`, flat positions and no working orders."
+    for k in range(ps_all.shape[0]):
+        ps = ps_all[k]
+        ps.pos = ps.debt = ps.peak = ps.entry_qty = ps.entry_value = ps.exit_qty = ps.exit_value = 0.0
+        ps.fees = ps.funding = ps.fresh_price = 0.0
+        ps.sl = ps.tp = ps.avg = np.nan
+        ps.dir = ps.entry_bar = ps.fresh = 0
+        ps.cooldown_end = -1
+        for s in range(2):
+            slots[k, s].active = False
+    acct[:] = init_cash
+    acct[_FEES] = acct[_MAX_DD] = 0.0
+    cnt[:] = 0
+
+
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+def _stats_nb(acct, cnt, out):
+    "The run's statistics (`STAT_FIELDS`) into `out`."
+    out[0], out[1], out[2], out[3] = acct[_EQUITY], acct[_MAX_DD], cnt[_N_TRADES], cnt[_N_WINS]
+    out[4], out[5], out[6] = acct[_FEES], cnt[_N_ORDERS], cnt[_N_FILLS]
 
 
 # %% [markdown]
-# A parameter sweep runs every column as its own group, in parallel, keeping only the statistics.
+# ## The entry point
+# `run_nb` is the one kernel Python calls. Given an empty `alone`, it runs columns `c0 … c1−1` as one
+# cash-sharing group from bar `start` and returns where it stopped (the number of bars when done, or a
+# bar where the record buffers ran low: grow them and call again with that bar); the statistics land in
+# `stats_out[0]`. Given column indices in `alone`, it runs each of them as a group of its own with fresh
+# state and no records — a sweep — writing each column's statistics into its row of `stats_out`. It
+# holds no GIL (`nogil`), so a sweep splits its columns over threads. One compiled function serves
+# both uses: numba re-optimises every callee into each top-level kernel, and that compile is the slow
+# part of a first run.
 
 # %%
 #| export
-@njit(cache=True, parallel=True)
-def sweep_nb(pcols: np.ndarray, mkt: Market, sig: Signals, ords: OrderArrays, stops: Stops, cfg: SimConfig,
-             params: FillParams) -> np.ndarray:
-    "Statistics (n_cols, len(STAT_FIELDS)) of every column simulated alone, columns in parallel."
-    n_cols = pcols.shape[0]
-    out = np.empty((n_cols, len(STAT_FIELDS)))
-    no_equity = np.empty(0)
-    for j in prange(n_cols):
-        col = np.int64(j)  # prange counts in uint64, which would turn `col if flag else 0` into a float
-        out[col] = simulate_group_nb(col, col + 1, pcols, mkt, sig, ords, stops, cfg, params, no_equity)[3]
-    return out
+def new_state(width: int, init_cash: float) -> tuple[np.ndarray, ...]:
+    "Fresh loop state for a group of `width` columns: positions, working-order slots, account cells, counters."
+    ps_all, slots = np.zeros(width, dtype=_POS_DT), np.zeros((width, 2), dtype=_SLOT_DT)
+    acct, cnt = np.zeros(7), np.zeros(4, dtype=np.int64)
+    _reset_nb(ps_all, slots, acct, cnt, float(init_cash))
+    return ps_all, slots, acct, cnt
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def run_nb(start: int,  # first bar to simulate
+           c0: int, c1: int,  # the group's columns (ignored when `alone` is given)
+           alone: np.ndarray,  # int64 columns to simulate one by one (a sweep), or empty
+           pcols: np.ndarray,  # market row of each column
+           mkt: Market, sig: Signals, ords: OrderArrays, stops: Stops,
+           cfg: SimConfig, params: FillParams,
+           equity_out: np.ndarray,  # (n_bars,) equity at each close, or (0,) to skip
+           ps_all: np.ndarray, slots: np.ndarray, acct: np.ndarray, cnt: np.ndarray,  # state (see `new_state`)
+           orders: np.ndarray, fills: np.ndarray, trades: np.ndarray,  # record buffers
+           stats_out: np.ndarray,  # (rows, len(STAT_FIELDS)) statistics out
+          ) -> int:  # where the group run stopped (n_bars when done)
+    "Simulate a cash-sharing group of columns from bar `start`, or each column of `alone` on its own."
+    if alone.shape[0] == 0:
+        stop = _run_bars_nb(start, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, equity_out, ps_all, slots,
+                            acct, cnt, orders, fills, trades)
+        _stats_nb(acct, cnt, stats_out[0])
+        return stop
+    for j in range(alone.shape[0]):
+        col = alone[j]
+        _reset_nb(ps_all, slots, acct, cnt, cfg.init_cash)
+        _run_bars_nb(start, col, col + 1, pcols, mkt, sig, ords, stops, cfg, params, equity_out, ps_all, slots,
+                     acct, cnt, orders, fills, trades)
+        _stats_nb(acct, cnt, stats_out[col])
+    return mkt.close.shape[1]
 
 
 # %% [markdown]
@@ -730,6 +742,11 @@ def sweep_nb(pcols: np.ndarray, mkt: Market, sig: Signals, ords: OrderArrays, st
 # `tradingbot.validation.backtest`.)
 
 # %%
+# the package's copies of the kernels and their input types: numba caches those on disk, while the copies
+# this notebook's cells define would be compiled afresh (a dozen seconds) on every run
+from tradingbot.validation._backtest_nb import (FILL_DT, ORDER_DT, STAT_FIELDS, TRADE_DT, Market,  # noqa: E402
+                                                OrderArrays, Signals, SimConfig, Sizing, Stops, new_state, run_nb)
+
 n = 10
 px = np.linspace(100.0, 109.0, n)[None, :]
 unused = np.full((1, 1), np.nan)
@@ -742,10 +759,32 @@ stops = Stops(np.full(1, np.nan), np.full(1, np.nan), np.full(1, np.nan), np.zer
 cfg = SimConfig(at_close=False, latency=0, sizing=Sizing.CASH, size=np.inf, init_cash=1_000.0, cooldown=1, tif=0,
                 post_only=False, max_stop=0.15, use_le=True, use_lx=True, use_se=False, use_sx=False,
                 use_orders=False, has_spread=False, has_vol=False, has_funding=False, has_dist=False, record=True)
-equity = np.empty(n)
-o, f, t, stats = simulate_group_nb(0, 1, np.zeros(1, np.int64), mkt, sig, ords, stops, cfg, FillParams(), equity)
+equity, stats = np.empty(n), np.empty((1, len(STAT_FIELDS)))
+state = new_state(1, 1_000.0)
+orders, fills, trades = np.empty(16, ORDER_DT), np.empty(16, FILL_DT), np.empty(16, TRADE_DT)
+stop = run_nb(0, 0, 1, np.empty(0, np.int64), np.zeros(1, np.int64), mkt, sig, ords, stops, cfg, FillParams(), equity,
+              *state, orders, fills, trades, stats)
+o, f, t = (r[:c] for r, c in zip((orders, fills, trades), state[3]))
+test_eq(stop, n)
 test_eq(f["bar"].tolist(), [3, 7])
 test_eq(f["price"].tolist(), [px[0, 3], px[0, 7]])
 test_close(t["pnl"][0], 1_000.0 / px[0, 3] * (px[0, 7] - px[0, 3]))
-test_close(equity[-1], stats[0])
+test_close(equity[-1], stats[0, 0])
 test_eq(o["status"].tolist(), [Status.FILLED] * 2)
+
+# %% [markdown]
+# Buffers too small for the records a bar might write stop the run at that bar, to be grown and resumed;
+# a sweep runs columns alone, each with the statistics the group run of that column gets.
+
+# %%
+state = new_state(1, 1_000.0)
+tiny = np.empty(2, ORDER_DT), np.empty(2, FILL_DT), np.empty(2, TRADE_DT)
+test_eq(run_nb(0, 0, 1, np.empty(0, np.int64), np.zeros(1, np.int64), mkt, sig, ords, stops, cfg, FillParams(),
+               np.empty(n), *state, *tiny, np.empty((1, len(STAT_FIELDS)))), 2)  # bars 0-1 are quiet; 2 is not
+per_col = np.empty((2, len(STAT_FIELDS)))
+two = Signals(np.repeat(entries, 2, 0), np.repeat(exits, 2, 0), np.zeros((1, 1), bool), np.zeros((1, 1), bool))
+run_nb(0, 0, 0, np.arange(2), np.zeros(2, np.int64), mkt, two, ords, Stops(*(np.full(2, np.nan),) * 3,
+       np.zeros(2, np.int64), unused), cfg._replace(record=False), FillParams(), np.empty(0), *new_state(1, 1_000.0),
+       *tiny, per_col)
+test_close(per_col[0], stats[0])
+test_close(per_col[1], stats[0])

@@ -202,7 +202,8 @@ def _size_fill_nb(order: WorkingOrder, price: float, maker: bool, triggered: boo
     remaining = want - qty
     status, info = Status.FILLED, Info.NONE
     if remaining > 0.0:
-        status, info = (Status.OPEN, Info.NONE) if order.tif == TimeInForce.GTC else (Status.CANCELLED, Info.IOC_REMAINDER)
+        gtc = order.tif == TimeInForce.GTC
+        status, info = (Status.OPEN, Info.NONE) if gtc else (Status.CANCELLED, Info.IOC_REMAINDER)
     if not qty > 0.0:
         return FillResult(0.0, np.nan, 0.0, False, status, info, remaining, triggered)
     notional = qty * price

@@ -63,7 +63,8 @@ class FillConfig:
             raise ValueError(f"FillConfig fees are percent of notional; got maker {self.maker_fee_pct!r}, "
                              f"taker {self.taker_fee_pct!r}")
         if not self.participation > 0:
-            raise ValueError(f"FillConfig.participation must be > 0 (a share of bar volume), got {self.participation!r}")
+            raise ValueError(f"FillConfig.participation must be > 0 (a share of bar volume), "
+                             f"got {self.participation!r}")
         if not (isinstance(self.latency_bars, int) and self.latency_bars >= 0):
             raise ValueError(f"FillConfig.latency_bars must be an int >= 0, got {self.latency_bars!r}")
         if self.vol_kind not in ("atr", "sigma") or not self.vol_window >= 2:

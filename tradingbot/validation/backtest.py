@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, cached_property
 
+import numba
 import numpy as np
 import pandas as pd
 
@@ -19,8 +21,8 @@ from ..data.timeframes import check_time_index
 from ..execution._nb import Info, OrderType, Reason, Side, Status, TimeInForce
 from ..execution.fills import (ORDER_TYPES, TIME_IN_FORCE, FillConfig, check_stop_pct, funding_rates,
                                         lookup_code, max_stop_pct, volatility)
-from ._backtest_nb import (STAT_FIELDS, Market, OrderArrays, Signals, SimConfig, Sizing, Stops,
-                                                simulate_group_nb, sweep_nb)
+from ._backtest_nb import (FILL_DT, ORDER_DT, STAT_FIELDS, TRADE_DT, Market, OrderArrays,
+                                                Signals, SimConfig, Sizing, Stops, new_state, run_nb)
 
 # %% auto #0
 __all__ = ['PRICES', 'SIZINGS', 'BacktestResult', 'backtest', 'sweep']
@@ -42,6 +44,17 @@ def _symbols(bars: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.Da
                              f"(e.g. reindex on the intersection of the indexes)")
         index = idx
     return frames
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    "A read-only view (numba compiles a loop per mix of writable and read-only inputs: make them all alike)."
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
+_UNUSED_F, _UNUSED_B, _UNUSED_I = (_ro(np.full((1, 1), np.nan)), _ro(np.zeros((1, 1), np.bool_)),
+                                   _ro(np.zeros((1, 1), np.int64)))  # placeholders of inputs a run does not use
 
 
 def _rows(frames: dict[str, pd.DataFrame], column: str, dtype=np.float64) -> np.ndarray:
@@ -76,17 +89,6 @@ def _per_symbol(x, frames: dict[str, pd.DataFrame], name: str, dtype) -> np.ndar
         if pd.isna(arr).any():
             raise ValueError(f"{name} holds NaN; signals must be True/False")
     return _ro(np.ascontiguousarray(arr, dtype=dtype))
-
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    "A read-only view: numba compiles one loop per combination of writable and read-only inputs, so make them all alike."
-    view = a.view()
-    view.flags.writeable = False
-    return view
-
-
-_UNUSED_F, _UNUSED_B, _UNUSED_I = (_ro(np.full((1, 1), np.nan)), _ro(np.zeros((1, 1), np.bool_)),
-                                   _ro(np.zeros((1, 1), np.int64)))
 
 
 def _market(frames: dict[str, pd.DataFrame], fill: FillConfig) -> Market:
@@ -132,7 +134,7 @@ def _order_arrays(orders, frames: dict[str, pd.DataFrame]) -> OrderArrays | None
 # %% ../../nbs/50_validation.backtest.ipynb #5245064b
 @cache
 def _code_dtype(kind: type) -> tuple[int, np.ndarray, pd.CategoricalDtype]:
-    "For a code namespace class: its smallest code, the category of each code, and the categorical dtype of its names."
+    "A code namespace's smallest code, the category of each code, and the categorical dtype of the names."
     codes = kind()  # cached by class: namespaces with equal values (Status, OrderType) must not share an entry
     lo = min(codes)
     slot = np.full(max(codes) - lo + 1, -1)
@@ -147,6 +149,7 @@ def _names(codes, values: np.ndarray) -> pd.Categorical:
 
 
 def _symbols_of(cols: np.ndarray, symbols: tuple[str, ...]) -> pd.Categorical:
+    "Column numbers as a categorical of symbols."
     return pd.Categorical.from_codes(cols, dtype=pd.CategoricalDtype(list(symbols)), validate=False)
 
 
@@ -223,6 +226,50 @@ def _stops(n_cols: int, sl_pct, tp_pct, trail_pct, time_stop_bars, dist: np.ndar
         raise ValueError(f"time_stop_bars must be whole numbers of bars >= 0, got {time_stop_bars!r}")
     return Stops(*(_ro(f) for f in frac), _ro(bars.astype(np.int64)), _UNUSED_F if dist is None else dist)
 
+# %% ../../nbs/50_validation.backtest.ipynb #50583fab
+_NO_COLUMNS = _ro(np.empty(0, np.int64))
+
+
+def _grown(records: np.ndarray, used: int) -> np.ndarray:
+    "A copy of `records` twice as large, with the first `used` entries kept."
+    out = np.empty(2 * len(records) + 64, dtype=records.dtype)
+    out[:used] = records[:used]
+    return out
+
+
+def _simulate(n_cols: int, mkt: Market, sig: Signals, ords: OrderArrays, stops: Stops, cfg: SimConfig,
+              params, equity: np.ndarray, capacity: int | None = None) -> tuple:
+    "Run columns 0 … n_cols-1 as one group over all bars: (orders, fills, trades, stats)."
+    n = mkt.close.shape[1]
+    state = new_state(n_cols, cfg.init_cash)
+    # generous: np.empty only reserves address space, a page costs something once a record is written to it
+    capacity = capacity or 64 + 4 * n_cols + n // 8
+    records = [np.empty(capacity, dtype=dt) for dt in (ORDER_DT, FILL_DT, TRADE_DT)]
+    stats, pcols, i = np.empty((1, len(STAT_FIELDS))), _ro(np.arange(n_cols, dtype=np.int64)), 0
+    while True:
+        i = run_nb(i, 0, n_cols, _NO_COLUMNS, pcols, mkt, sig, ords, stops, cfg, params, equity, *state, *records,
+                   stats)
+        if i >= n:
+            break
+        records = [_grown(r, used) for r, used in zip(records, state[3])]
+    return (*(r[:used] for r, used in zip(records, state[3])), stats[0])
+
+
+def _sweep_columns(n_cols: int, mkt: Market, sig: Signals, ords: OrderArrays, stops: Stops, cfg: SimConfig,
+                   params) -> np.ndarray:
+    "Statistics (n_cols, len(STAT_FIELDS)) of each column run alone on the one market row, over threads."
+    out, pcols = np.empty((n_cols, len(STAT_FIELDS))), _ro(np.zeros(n_cols, dtype=np.int64))
+    threads = max(1, min(numba.get_num_threads(), n_cols))
+
+    def work(first: int) -> None:
+        scratch = [np.empty(1, dtype=dt) for dt in (ORDER_DT, FILL_DT, TRADE_DT)]  # unused: no records in a sweep
+        run_nb(0, 0, 0, _ro(np.arange(first, n_cols, threads, dtype=np.int64)), pcols, mkt, sig, ords, stops, cfg,
+               params, np.empty(0), *new_state(1, cfg.init_cash), *scratch, out)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(work, range(threads)))
+    return out
+
 # %% ../../nbs/50_validation.backtest.ipynb #8c0bc235
 @dataclass(frozen=True)
 class BacktestResult:
@@ -272,16 +319,15 @@ def backtest(bars: pd.DataFrame | Mapping[str, pd.DataFrame],  # one symbol's ba
     mkt = _market(frames, fill)
     cfg = _sim_config(price, sizing, size, init_cash, stop_cooldown_bars, fill, True,
                       **{k: s is not None for k, s in zip(("use_le", "use_lx", "use_se", "use_sx"), signals)},
-                      use_orders=ords is not None, has_spread=mkt.spread.shape[1] > 1, has_vol=mkt.vol.shape[1] > 1,
-                      has_funding=mkt.funding.shape[1] > 1, has_dist=dist is not None)
+                      use_orders=ords is not None, has_spread=mkt.spread is not _UNUSED_F,
+                      has_vol=mkt.vol is not _UNUSED_F, has_funding=mkt.funding is not _UNUSED_F,
+                      has_dist=dist is not None)
     equity = np.empty(len(index))
-    raw = simulate_group_nb(0, len(symbols), _ro(np.arange(len(symbols), dtype=np.int64)), mkt,
-                            Signals(*(s if s is not None else _UNUSED_B for s in signals)),
-                            ords if ords is not None else OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F),
-                            _stops(len(symbols), sl_pct, tp_pct, trail_pct, time_stop_bars, dist), cfg, fill.params(),
-                            equity)
-    return BacktestResult(pd.Series(equity, index=index, name="equity", copy=False), _stats(raw[3], init_cash), raw[:3],
-                          tuple(symbols))
+    raw = _simulate(len(symbols), mkt, Signals(*(s if s is not None else _UNUSED_B for s in signals)),
+                    ords if ords is not None else OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F),
+                    _stops(len(symbols), sl_pct, tp_pct, trail_pct, time_stop_bars, dist), cfg, fill.params(), equity)
+    return BacktestResult(pd.Series(equity, index=index, name="equity", copy=False), _stats(raw[3], init_cash),
+                          raw[:3], tuple(symbols))
 
 # %% ../../nbs/50_validation.backtest.ipynb #eb67f374
 def sweep(bars: pd.DataFrame,  # one symbol's bars
@@ -302,6 +348,8 @@ def sweep(bars: pd.DataFrame,  # one symbol's bars
     "Backtest many signal columns over one symbol in parallel; statistics per column."
     frames = _symbols(bars)
     index, columns = next(iter(frames.values())).index, entries.columns
+    if len(columns) == 0:
+        raise ValueError("entries has no columns: a sweep needs at least one combination")
     rows = []
     for x, name in ((entries, "entries"), (exits, "exits"), (short_entries, "short_entries"),
                     (short_exits, "short_exits")):
@@ -314,10 +362,9 @@ def sweep(bars: pd.DataFrame,  # one symbol's bars
     mkt = _market(frames, fill)
     cfg = _sim_config(price, sizing, size, init_cash, stop_cooldown_bars, fill, False,
                       **{k: r is not None for k, r in zip(("use_le", "use_lx", "use_se", "use_sx"), rows)},
-                      use_orders=False, has_spread=mkt.spread.shape[1] > 1, has_vol=mkt.vol.shape[1] > 1,
-                      has_funding=mkt.funding.shape[1] > 1, has_dist=False)
-    raw = sweep_nb(_ro(np.zeros(len(columns), dtype=np.int64)), mkt, Signals(*(r if r is not None else _UNUSED_B
-                                                                               for r in rows)),
-                   OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F),
-                   _stops(len(columns), sl_pct, tp_pct, trail_pct, time_stop_bars, None), cfg, fill.params())
+                      use_orders=False, has_spread=mkt.spread is not _UNUSED_F, has_vol=mkt.vol is not _UNUSED_F,
+                      has_funding=mkt.funding is not _UNUSED_F, has_dist=False)
+    raw = _sweep_columns(len(columns), mkt, Signals(*(r if r is not None else _UNUSED_B for r in rows)),
+                         OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F),
+                         _stops(len(columns), sl_pct, tp_pct, trail_pct, time_stop_bars, None), cfg, fill.params())
     return pd.DataFrame([_stats(r, init_cash) for r in raw], index=columns)
