@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tradingbot.config import atomic_write
 from tradingbot.data.timeframes import BAR_COLUMNS, check_time_index, is_utc, timeframe_delta
 from tradingbot.jsonlog import log_event
 from tradingbot.paths import workspace_path
@@ -412,22 +413,7 @@ test_fail(lambda: cache_path("bybit", "BTCUSDT", "2h"), contains="unknown timefr
 #| export
 def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
     "Write `frame` to `path` as zstd parquet via a fsynced temporary file and os.replace."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            frame.to_parquet(fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # persist the rename itself
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, lambda fh: frame.to_parquet(fh, compression="zstd"), binary=True)
 
 
 def _utc(when) -> pd.Timestamp | None:

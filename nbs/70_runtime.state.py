@@ -35,7 +35,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from tradingbot.config import ASSETS, get_key
+from tradingbot.config import ASSETS, atomic_write_text, fsync_dir, get_key
 from tradingbot.jsonlog import log_event
 from tradingbot.paths import workspace_path
 
@@ -118,32 +118,12 @@ def state_path() -> Path:
     return workspace_path("state") / "runtime.json"
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def save_state(state: RuntimeState,  # the state to persist
                path: str | Path | None = None,  # default state_path()
                ) -> Path:
     "Write `state` as JSON so a crash at any instant leaves the old file or the new one."
     path = Path(path or state_path())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = state.model_dump_json(indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    atomic_write_text(path, state.model_dump_json(indent=2) + "\n")
     return path
 
 
@@ -171,7 +151,7 @@ def _quarantine(path: Path) -> Path:
     stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
     aside = path.with_name(f"{path.name}.corrupt-{stamp}")
     os.replace(path, aside)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return aside
 
 

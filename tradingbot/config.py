@@ -26,8 +26,8 @@ __all__ = ['ASSETS', 'Timeframe', 'Pct', 'MODELS', 'SECRET_KEYS', 'ENV_PREFIX', 
            'Dashboard', 'Reward', 'Universe', 'Errors', 'Data', 'AppConfig', 'Fees', 'AssetBase', 'CryptoSpot',
            'CryptoFutures', 'Forex', 'Options', 'AssetsConfig', 'StrategyConfig', 'StrategiesConfig', 'Secrets',
            'load_secrets', 'validate_schema', 'apply_env_overrides', 'apply_training_first', 'config_hash',
-           'asset_modes', 'read_config_dir', 'load_config', 'get_key', 'set_key', 'save_config', 'atomic_write_text',
-           'json_schemas', 'export_json_schemas']
+           'asset_modes', 'read_config_dir', 'load_config', 'get_key', 'set_key', 'save_config', 'fsync_dir',
+           'atomic_write', 'atomic_write_text', 'json_schemas', 'export_json_schemas']
 
 # %% ../nbs/00_config.ipynb #c08afe98
 class ConfigError(ValueError):
@@ -531,19 +531,35 @@ def save_config(section: str, cfg: dict, config_dir: str | Path | None = None) -
     return target
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    "Write `text` to `path` so a reader sees the old file or the new one, never a torn one."
+def fsync_dir(directory: Path) -> None:
+    "Persist a directory's entries (a rename inside it) to disk."
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: Path, write, binary: bool = False) -> None:
+    "Call `write(file)` on a temp file beside `path`, fsync, then replace `path`: readers see old or new, never torn."
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb" if binary else "w", **({} if binary else {"encoding": "utf-8"})) as fh:
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    "Write `text` to `path` atomically (see `atomic_write`)."
+    atomic_write(path, lambda fh: fh.write(text))
 
 # %% ../nbs/00_config.ipynb #09c0e579
 def json_schemas() -> dict[str, dict]:

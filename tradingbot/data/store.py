@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..config import atomic_write
 from .timeframes import BAR_COLUMNS, check_time_index, is_utc, timeframe_delta
 from ..jsonlog import log_event
 from ..paths import workspace_path
@@ -227,22 +228,7 @@ def cache_path(venue: str, symbol: str, timeframe: str, root: str | Path | None 
 # %% ../../nbs/11_data.store.ipynb #85c78c8f
 def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
     "Write `frame` to `path` as zstd parquet via a fsynced temporary file and os.replace."
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            frame.to_parquet(fh, compression="zstd")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)  # persist the rename itself
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    atomic_write(path, lambda fh: frame.to_parquet(fh, compression="zstd"), binary=True)
 
 
 def _utc(when) -> pd.Timestamp | None:
