@@ -117,6 +117,16 @@ def bench_kernels(bars: pd.DataFrame) -> None:
     print(f"(memory: filling a fresh 7-row block takes {copy * 1e3:.1f} ms here, {7 * n * 8 / copy / 1e9:.1f} GB/s)")
 
 
+def bench_triple_barrier(bars: pd.DataFrame) -> None:
+    "Triple-barrier labelling at a 50-bar horizon (the labels the ML pipeline trains on)."
+    from tradingbot.labeling import ewm_volatility, triple_barrier
+    target = ewm_volatility(bars.close)
+    triple_barrier(bars.close.iloc[:1000], vertical_bars=50, target=target.iloc[:1000])  # JIT / cache load
+    t = best(lambda: triple_barrier(bars.close, vertical_bars=50, target=target), runs=3)
+    print(f"\ntriple_barrier, every bar an event, 50-bar horizon, pt_sl (1, 1): {len(bars) / t / 1e6:.2f} M events/s "
+          f"({t * 1e3:.0f} ms; more in benchmarks/bench_labeling.py)")
+
+
 def main() -> None:
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, cpu_count={os.cpu_count()}, "
           f"python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
@@ -129,6 +139,7 @@ def main() -> None:
           f"{len(INDICATORS)} indicators registered; timings best of {RUNS}")
     bench_apply(bars)
     bench_kernels(bars)
+    bench_triple_barrier(bars)
 
 
 if __name__ == "__main__":
