@@ -280,6 +280,7 @@ class Order(Record):
     status: str = "new"  # one of ORDER_STATUSES
     created_at: datetime | str = field(default_factory=utc_now)
     broker_order_id: str | None = None  # the venue's id, once known
+    reduce_only: bool = False  # may only shrink or close a position (exits, close-only mode)
     _TIMES = ("created_at",)
     _NESTED = {"intent": OrderIntent}
 
@@ -291,6 +292,8 @@ class Order(Record):
         _one_of("status", self.status, ORDER_STATUSES)
         _positive("limit_price", self.limit_price, optional=self.order_type != "limit")
         _positive("stop_price", self.stop_price, optional=self.order_type != "stop")
+        if not isinstance(self.reduce_only, bool):
+            raise ValueError(f"reduce_only must be True or False, got {self.reduce_only!r}")
         self._normalise()
 
     @property

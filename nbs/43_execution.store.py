@@ -46,7 +46,7 @@ tmp = Path(tempfile.mkdtemp())
 
 # %%
 #| export
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE orders (
@@ -76,6 +76,14 @@ CREATE TABLE events (
     event TEXT NOT NULL,
     payload TEXT NOT NULL);
 """
+# version 2: the engine's checkpoint (paper client, portfolios, sessions, replay cursor) as one JSON row per key
+_SCHEMA_2 = """
+CREATE TABLE snapshots (
+    key TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
+"""
+_MIGRATIONS = {1: _SCHEMA, 2: _SCHEMA_2}  # version -> statements that bring the previous version to it
 
 
 class StoreError(RuntimeError):
@@ -121,12 +129,12 @@ class OrderStore:
             self.close()
             raise StoreError(f"{self.path} has schema version {version}, newer than this code's {SCHEMA_VERSION}; "
                              "upgrade tradingbot before opening it")
-        if version == 0:
+        for target in range(version + 1, SCHEMA_VERSION + 1):
             with self._tx() as db:
-                for statement in _SCHEMA.split(";"):
+                for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                db.execute(f"PRAGMA user_version={target}")
 
     @property
     def schema_version(self) -> int:
@@ -385,6 +393,54 @@ test_eq(store.events()[0].domain(), OrderFilled("2024-03-01T08:00:02Z", f1))
 test_eq(store.events(since_id=i2)[0].payload, {"asset": "crypto_spot", "on": True})
 test_fail(lambda: store.append_event("bad", {"x": float("nan")}), contains="not JSON-serialisable")
 test_fail(lambda: store.append_event(42), contains="needs an Event or a non-empty name")
+
+
+# %% [markdown]
+# ## Snapshots
+# The engine checkpoints what it cannot rebuild from orders and fills — the paper client's book, the
+# portfolios, the sessions and the replay cursor — as one JSON document per key, replaced in one
+# transaction, so a crash leaves the previous checkpoint or the new one, never a mixture.
+
+# %%
+#| export
+def save_snapshot(self, key: str, doc: dict) -> None:
+    "Replace the snapshot `key` with `doc` (JSON, no NaN) in one transaction."
+    try:
+        text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"snapshot {key!r} is not JSON-serialisable: {exc}") from None
+    with self._tx() as db:
+        db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (key, text, utc_now().isoformat()))
+
+
+def load_snapshot(self, key: str) -> dict | None:
+    "The snapshot `key`, or None."
+    row = self._conn.execute("SELECT doc FROM snapshots WHERE key = ?", (key,)).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+OrderStore.save_snapshot, OrderStore.load_snapshot = save_snapshot, load_snapshot
+
+# %%
+store.save_snapshot("engine", {"cursor": 41, "cash": 1000.5})
+store.save_snapshot("engine", {"cursor": 42, "cash": 999.25})
+test_eq(store.load_snapshot("engine"), {"cursor": 42, "cash": 999.25})
+test_eq(store.load_snapshot("nothing"), None)
+test_fail(lambda: store.save_snapshot("engine", {"x": float("nan")}), contains="not JSON-serialisable")
+test_eq(store.load_snapshot("engine")["cursor"], 42)  # a refused snapshot leaves the last one
+
+# %% [markdown]
+# A version-1 file (before snapshots) is migrated in place:
+
+# %%
+v1 = tmp / "v1.sqlite"
+_db = sqlite3.connect(v1)
+_db.executescript(_SCHEMA + "PRAGMA user_version=1;")
+_db.close()
+with OrderStore(v1) as migrated:
+    test_eq(migrated.schema_version, SCHEMA_VERSION)
+    migrated.save_snapshot("k", {"a": 1})
+    test_eq(migrated.load_snapshot("k"), {"a": 1})
 
 # %% [markdown]
 # Everything survives closing and reopening:

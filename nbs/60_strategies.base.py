@@ -20,7 +20,9 @@
 #| export
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -51,6 +53,26 @@ class Signals:
             raise ValueError("entries and exits must share one index")
         if self.side not in (1, -1):
             raise ValueError(f"side must be +1 or -1, got {self.side!r}")
+
+
+# %% [markdown]
+# The runtime asks for one bar at a time: `Strategy.latest(bars)` is the decision at the close of the last
+# bar, as a `Decision`. The base implementation is `signals()` on the window, read at its last row, so any
+# strategy works unchanged; a strategy may override it with an array fast path (the rule strategies do),
+# and the tests compare the two on every bar of a sample.
+
+# %%
+#| export
+@dataclass(frozen=True)
+class Decision:
+    "A strategy's decision at one bar's close."
+    entry: bool  # open a position at the next open
+    exit: bool  # close it at the next open
+    stop_distance: float  # stop-loss distance in price units (NaN: none)
+    time_stop_bars: int = 0  # bars in the trade before the time stop (0: none)
+    side: int = 1  # +1 long, -1 short
+    score: float = 0.5  # signal strength in [0, 1] (0.5: normal weight)
+    warm: bool = True  # False while the indicators are still warming up (no entry is taken)
 
 
 # %% [markdown]
@@ -102,6 +124,18 @@ class Strategy(ABC):
         cold = np.arange(len(bars)) < _lookback(features, self.indicator_spec())
         return Signals(sig.entries & ~cold, sig.exits, sig.stop_distance, sig.time_stop_bars, sig.side, features)
 
+    def latest(self, bars: Mapping[str, np.ndarray],  # the bars up to and including the decision bar
+               ) -> Decision:
+        "The decision at the close of the last bar of `bars` (the engine's per-bar call)."
+        frame = pd.DataFrame({k: np.asarray(v, dtype=np.float64) for k, v in bars.items()})
+        if len(frame) <= self.warmup():
+            return Decision(False, False, math.nan, 0, 1, warm=False)
+        sig = self.signals(frame)
+        stop = float(sig.stop_distance.iloc[-1]) if sig.stop_distance is not None else math.nan
+        warm = _lookback(sig.features, self.indicator_spec()) < len(frame)
+        return Decision(bool(sig.entries.iloc[-1]), bool(sig.exits.iloc[-1]), stop, sig.time_stop_bars, sig.side,
+                        warm=warm)
+
     def grid(self) -> list[dict]:
         "Every parameter set of `search_space` (other parameters as configured); the current set first."
         import itertools
@@ -147,3 +181,8 @@ test_eq([p["period"] for p in _Breakout("b", {"period": 20}).grid()], [20, 10, 5
 test_eq([p["period"] for p in _Breakout("b", {"period": 30}).grid()], [30, 10, 20, 55])
 test_fail(lambda: _Breakout("b", {"period": "20"}), contains="parameter 'period' must be int")
 test_fail(lambda: _Breakout("b", {"lookback": 3}), contains="unknown parameter 'lookback'")
+_arrays = {k: spx[k].to_numpy() for k in ("open", "high", "low", "close", "volume")}
+for _t in (21, 400, 1000, len(spx) - 1):  # past the warm-up, the decision at bar t equals signals() read at t
+    _d = _Breakout("breakout").latest({k: v[:_t + 1] for k, v in _arrays.items()})
+    test_eq((_d.entry, _d.exit), (bool(sig.entries.iloc[_t]), bool(sig.exits.iloc[_t])))
+test_eq(_Breakout("breakout").latest({k: v[:5] for k, v in _arrays.items()}).warm, False)

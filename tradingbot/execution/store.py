@@ -18,10 +18,10 @@ from .model import (OPEN_STATUSES, ORDER_STATUSES, Event, Fill, Order, Position,
 # %% auto #0
 __all__ = ['SCHEMA_VERSION', 'StoreError', 'StoredEvent', 'OrderStore', 'record_order', 'get_order', 'update_order_status',
            'open_orders', 'add_fill', 'fills_for', 'upsert_position', 'delete_position', 'positions', 'append_event',
-           'events']
+           'events', 'save_snapshot', 'load_snapshot']
 
 # %% ../../nbs/43_execution.store.ipynb #00e45857
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 _SCHEMA = """
 CREATE TABLE orders (
@@ -51,6 +51,14 @@ CREATE TABLE events (
     event TEXT NOT NULL,
     payload TEXT NOT NULL);
 """
+# version 2: the engine's checkpoint (paper client, portfolios, sessions, replay cursor) as one JSON row per key
+_SCHEMA_2 = """
+CREATE TABLE snapshots (
+    key TEXT PRIMARY KEY,
+    doc TEXT NOT NULL,
+    updated_at TEXT NOT NULL);
+"""
+_MIGRATIONS = {1: _SCHEMA, 2: _SCHEMA_2}  # version -> statements that bring the previous version to it
 
 
 class StoreError(RuntimeError):
@@ -88,12 +96,12 @@ class OrderStore:
             self.close()
             raise StoreError(f"{self.path} has schema version {version}, newer than this code's {SCHEMA_VERSION}; "
                              "upgrade tradingbot before opening it")
-        if version == 0:
+        for target in range(version + 1, SCHEMA_VERSION + 1):
             with self._tx() as db:
-                for statement in _SCHEMA.split(";"):
+                for statement in _MIGRATIONS[target].split(";"):
                     if statement.strip():
                         db.execute(statement)
-                db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+                db.execute(f"PRAGMA user_version={target}")
 
     @property
     def schema_version(self) -> int:
@@ -263,3 +271,22 @@ def events(self, since_id: int = 0) -> list[StoredEvent]:
 
 
 OrderStore.append_event, OrderStore.events = append_event, events
+
+# %% ../../nbs/43_execution.store.ipynb #f3b6cd97
+def save_snapshot(self, key: str, doc: dict) -> None:
+    "Replace the snapshot `key` with `doc` (JSON, no NaN) in one transaction."
+    try:
+        text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"snapshot {key!r} is not JSON-serialisable: {exc}") from None
+    with self._tx() as db:
+        db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (key, text, utc_now().isoformat()))
+
+
+def load_snapshot(self, key: str) -> dict | None:
+    "The snapshot `key`, or None."
+    row = self._conn.execute("SELECT doc FROM snapshots WHERE key = ?", (key,)).fetchone()
+    return None if row is None else json.loads(row[0])
+
+
+OrderStore.save_snapshot, OrderStore.load_snapshot = save_snapshot, load_snapshot

@@ -7,7 +7,9 @@ Docs: https://tradingbot.github.io/tradingbot/strategies.base.html.md"""
 # %% ../../nbs/60_strategies.base.ipynb #ec032e10
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -17,7 +19,7 @@ import pandas as pd
 from ..indicators import apply_indicators, warmup_bars
 
 # %% auto #0
-__all__ = ['Signals', 'Strategy']
+__all__ = ['Signals', 'Decision', 'Strategy']
 
 # %% ../../nbs/60_strategies.base.ipynb #8b306564
 @dataclass(frozen=True)
@@ -35,6 +37,18 @@ class Signals:
             raise ValueError("entries and exits must share one index")
         if self.side not in (1, -1):
             raise ValueError(f"side must be +1 or -1, got {self.side!r}")
+
+# %% ../../nbs/60_strategies.base.ipynb #7308f715
+@dataclass(frozen=True)
+class Decision:
+    "A strategy's decision at one bar's close."
+    entry: bool  # open a position at the next open
+    exit: bool  # close it at the next open
+    stop_distance: float  # stop-loss distance in price units (NaN: none)
+    time_stop_bars: int = 0  # bars in the trade before the time stop (0: none)
+    side: int = 1  # +1 long, -1 short
+    score: float = 0.5  # signal strength in [0, 1] (0.5: normal weight)
+    warm: bool = True  # False while the indicators are still warming up (no entry is taken)
 
 # %% ../../nbs/60_strategies.base.ipynb #82129131
 class Strategy(ABC):
@@ -79,6 +93,18 @@ class Strategy(ABC):
         sig = self.decide(features)
         cold = np.arange(len(bars)) < _lookback(features, self.indicator_spec())
         return Signals(sig.entries & ~cold, sig.exits, sig.stop_distance, sig.time_stop_bars, sig.side, features)
+
+    def latest(self, bars: Mapping[str, np.ndarray],  # the bars up to and including the decision bar
+               ) -> Decision:
+        "The decision at the close of the last bar of `bars` (the engine's per-bar call)."
+        frame = pd.DataFrame({k: np.asarray(v, dtype=np.float64) for k, v in bars.items()})
+        if len(frame) <= self.warmup():
+            return Decision(False, False, math.nan, 0, 1, warm=False)
+        sig = self.signals(frame)
+        stop = float(sig.stop_distance.iloc[-1]) if sig.stop_distance is not None else math.nan
+        warm = _lookback(sig.features, self.indicator_spec()) < len(frame)
+        return Decision(bool(sig.entries.iloc[-1]), bool(sig.exits.iloc[-1]), stop, sig.time_stop_bars, sig.side,
+                        warm=warm)
 
     def grid(self) -> list[dict]:
         "Every parameter set of `search_space` (other parameters as configured); the current set first."

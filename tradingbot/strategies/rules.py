@@ -7,11 +7,14 @@ Docs: https://tradingbot.github.io/tradingbot/strategies.rules.html.md"""
 # %% ../../nbs/61_strategies.rules.ipynb #47ae3b46
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from ..config import get_key
-from .base import Signals, Strategy
+from ..indicators import indicator_arrays, parse_spec
+from .base import Decision, Signals, Strategy
 
 # %% auto #0
 __all__ = ['RULES', 'ibs', 'RSI2', 'IBS', 'RSI2IBS', 'make_strategy']
@@ -23,21 +26,52 @@ def ibs(bars: pd.DataFrame) -> pd.Series:
     return ((bars.close - bars.low) / rng).rename("ibs")
 
 # %% ../../nbs/61_strategies.rules.ipynb #81d901e7
+def _ibs_values(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (close - low) / np.where(high > low, high - low, np.nan)
+
+
 class _MeanReversion(Strategy):
     "Shared parts: trend filter, ATR stop, time stop."
     defaults = {"trend_period": 200, "atr_period": 14, "atr_stop_mult": 2.0, "time_stop_bars": 5}
+    _parsed = None  # (parsed spec, warm-up bars), on first `latest`
 
     def _base_spec(self) -> list[dict]:
         return [{"name": "sma", "period": self.params["trend_period"]},
                 {"name": "atr", "period": self.params["atr_period"]}]
 
-    def _trend(self, f: pd.DataFrame) -> pd.Series:
-        return f.close > f[f"sma_{self.params['trend_period']}"]
+    def _trend(self, f) -> np.ndarray:
+        return np.asarray(f["close"]) > np.asarray(f[f"sma_{self.params['trend_period']}"])
 
-    def _signals(self, f: pd.DataFrame, entries: pd.Series, exits: pd.Series) -> Signals:
-        stop = f[f"atr_{self.params['atr_period']}"] * self.params["atr_stop_mult"]
-        return Signals(entries.fillna(False).astype(bool), exits.fillna(False).astype(bool), stop,
-                       self.params["time_stop_bars"])
+    def _ibs(self, f) -> np.ndarray:
+        return _ibs_values(*(np.asarray(f[k], dtype=np.float64) for k in ("high", "low", "close")))
+
+    def _rules(self, f) -> tuple[np.ndarray, np.ndarray]:
+        "Entry and exit conditions (bool arrays) from bar and indicator columns."
+        raise NotImplementedError
+
+    def _stop(self, f) -> np.ndarray:
+        return np.asarray(f[f"atr_{self.params['atr_period']}"], dtype=np.float64) * self.params["atr_stop_mult"]
+
+    def decide(self, f: pd.DataFrame) -> Signals:
+        entries, exits = self._rules(f)
+        return Signals(pd.Series(entries, f.index, dtype=bool), pd.Series(exits, f.index, dtype=bool),
+                       pd.Series(self._stop(f), f.index), self.params["time_stop_bars"])
+
+    def latest(self, bars) -> Decision:
+        "The decision at the last bar's close, on arrays (the engine's fast path)."
+        if self._parsed is None:  # parsing the spec costs more than computing it on a window
+            self._parsed = (parse_spec(self.indicator_spec()), self.warmup())
+        entries, warmup = self._parsed
+        if len(bars["close"]) <= warmup:
+            return Decision(False, False, math.nan, self.params["time_stop_bars"], warm=False)
+        ind = indicator_arrays(bars, entries)
+        last = {k: np.asarray(v[-1:], dtype=np.float64) for k, v in bars.items()}
+        last.update({k: v[-1:] for k, v in ind.items()})
+        warm = all(math.isfinite(v[0]) for v in last.values() if v is not None)
+        entries, exits = self._rules(last)
+        return Decision(bool(entries[0]) and warm, bool(exits[0]), float(self._stop(last)[0]),
+                        self.params["time_stop_bars"], warm=warm)
 
 
 class RSI2(_MeanReversion):
@@ -48,9 +82,9 @@ class RSI2(_MeanReversion):
     def indicator_spec(self):
         return [{"name": "rsi", "period": self.params["rsi_period"]}, *self._base_spec()]
 
-    def decide(self, f):
-        rsi = f[f"rsi_{self.params['rsi_period']}"]
-        return self._signals(f, (rsi <= self.params["entry_below"]) & self._trend(f), rsi >= self.params["exit_above"])
+    def _rules(self, f):
+        rsi = np.asarray(f[f"rsi_{self.params['rsi_period']}"])
+        return (rsi <= self.params["entry_below"]) & self._trend(f), rsi >= self.params["exit_above"]
 
 
 class IBS(_MeanReversion):
@@ -61,8 +95,9 @@ class IBS(_MeanReversion):
     def indicator_spec(self):
         return self._base_spec()
 
-    def decide(self, f):
-        return self._signals(f, (ibs(f) < self.params["entry_below"]) & self._trend(f), pd.Series(False, f.index))
+    def _rules(self, f):
+        entries = (self._ibs(f) < self.params["entry_below"]) & self._trend(f)
+        return entries, np.zeros(len(entries), dtype=bool)
 
 
 class RSI2IBS(_MeanReversion):
@@ -74,10 +109,10 @@ class RSI2IBS(_MeanReversion):
     def indicator_spec(self):
         return [{"name": "rsi", "period": self.params["rsi_period"]}, *self._base_spec()]
 
-    def decide(self, f):
-        rsi = f[f"rsi_{self.params['rsi_period']}"]
-        entries = (rsi <= self.params["rsi_entry_below"]) & (ibs(f) < self.params["ibs_entry_below"]) & self._trend(f)
-        return self._signals(f, entries, rsi >= self.params["rsi_exit_above"])
+    def _rules(self, f):
+        rsi = np.asarray(f[f"rsi_{self.params['rsi_period']}"])
+        entries = (rsi <= self.params["rsi_entry_below"]) & (self._ibs(f) < self.params["ibs_entry_below"]) & self._trend(f)
+        return entries, rsi >= self.params["rsi_exit_above"]
 
 # %% ../../nbs/61_strategies.rules.ipynb #8096064d
 RULES: dict[str, type[Strategy]] = {"rsi2": RSI2, "ibs": IBS, "rsi2_ibs": RSI2IBS}
