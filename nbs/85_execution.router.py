@@ -228,9 +228,10 @@ def send(self: Router, order: Order) -> RouteResult:
             self.store.update_order_status(cid, "rejected")
         return self._refuse("risk", f"stop-loss {order.intent.sl_pct:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT "
                                     f"{cap:g} %; the order is not sent", order.intent, cid)
+    existed = self.store.get_order(cid) is not None
     stored = self.store.record_order(order)
     client = self._client(order.intent.asset)
-    if stored.status != "new" or stored.broker_order_id is not None:
+    if existed:  # even a 'new' record may have reached the venue: a crash can fall between submit and the update
         venue = client.lookup(cid)
         if venue is not None:  # it reached the venue before a crash: never send it again
             self.store.update_order_status(cid, venue)
@@ -337,6 +338,19 @@ test_eq(budget.bucket("crypto_spot").available, 500.0)  # reserved until filled 
 again = router.place(buy, decision_ts=when, ctx=ctx)
 test_eq((again.ok, again.stage, len(venue.orders)), (True, "venue", 1))
 test_eq(budget.bucket("crypto_spot").available, 500.0)  # not reserved twice
+
+# %% [markdown]
+# A crash between the client call and the status update leaves the record `new` while the venue has the
+# order; the router still asks the venue first, and sends nothing:
+
+# %%
+_crashed = Order(client_order_id("rsi2", "BTCUSDT", when, 7), dataclasses.replace(buy, qty=0.001, notional=None))
+store.record_order(_crashed)
+venue.orders[_crashed.client_order_id] = _crashed  # it reached the venue before the crash
+_n = len(venue.orders)
+test_eq((router.send(_crashed).stage, len(venue.orders)), ("venue", _n))
+test_eq(store.get_order(_crashed.client_order_id).status, "submitted")
+del venue.orders[_crashed.client_order_id]
 
 # %% [markdown]
 # Every check fails fast with its reason:

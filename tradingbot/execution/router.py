@@ -169,9 +169,10 @@ def send(self: Router, order: Order) -> RouteResult:
             self.store.update_order_status(cid, "rejected")
         return self._refuse("risk", f"stop-loss {order.intent.sl_pct:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT "
                                     f"{cap:g} %; the order is not sent", order.intent, cid)
+    existed = self.store.get_order(cid) is not None
     stored = self.store.record_order(order)
     client = self._client(order.intent.asset)
-    if stored.status != "new" or stored.broker_order_id is not None:
+    if existed:  # even a 'new' record may have reached the venue: a crash can fall between submit and the update
         venue = client.lookup(cid)
         if venue is not None:  # it reached the venue before a crash: never send it again
             self.store.update_order_status(cid, venue)
