@@ -43,6 +43,35 @@ def _book(state: Path) -> dict:
     return {"orders": orders, "fills": fills, "snap": snap, "integrity": integrity, "n_fills": n_fills}
 
 
+def _cursor(state: Path) -> int:
+    "The last fully processed bar the engine has checkpointed (-1 before the first checkpoint)."
+    try:
+        with sqlite3.connect(f"file:{state / 'tradingbot.sqlite'}?mode=ro", uri=True, timeout=5) as db:
+            row = db.execute("SELECT doc FROM snapshots WHERE key = 'engine'").fetchone()
+    except sqlite3.OperationalError:  # the file or its table is not there yet
+        return -1
+    return json.loads(row[0])["cursor"] if row else -1
+
+
+def _kill_after(proc: subprocess.Popen, state: Path, target: int, extra: float) -> bool:
+    """SIGKILL `proc` `extra` seconds after its checkpoint reaches `target`; False if it exited first.
+
+    Kill points follow the replay's progress, not the wall clock, so a slow machine (a cold start
+    that outlasts a fixed pause) still spreads the kills along the replay."""
+    deadline = time.monotonic() + 120
+    while _cursor(state) < target:
+        if proc.poll() is not None:
+            return False
+        assert time.monotonic() < deadline, f"no progress past bar {target} within 120 s"
+        time.sleep(0.01)
+    time.sleep(extra)  # land anywhere: mid-bar, mid-checkpoint, mid-log write
+    if proc.poll() is not None:
+        return False
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return True
+
+
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
     reference = tmp_path / "reference"
     _finish(_start(reference / "state", reference / "logs"))
@@ -50,22 +79,15 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
     assert ref["snap"]["cursor"] == BARS - 1 and len(ref["fills"]) > 100
 
     rng, crashed = random.Random(20261121), tmp_path / "crashed"
-    state, kills, cursors = crashed / "state", 0, []
-    while kills < KILLS:
+    state, cursors = crashed / "state", []
+    for _ in range(KILLS):
+        target = _cursor(state) + rng.randint(50, 450)
         proc = _start(state, crashed / "logs")
-        proc.stdout.readline()  # "config hash ...": the engine is built; kill somewhere in the replay after it
-        time.sleep(rng.uniform(0.1, 1.0))
-        if proc.poll() is not None:  # the replay ended before the kill: not a kill
-            break
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        kills += 1
+        assert _kill_after(proc, state, target, rng.uniform(0.0, 0.05)), "the replay finished before the kill"
         json.loads((state / "runtime.json").read_text()) if (state / "runtime.json").exists() else None
-        with sqlite3.connect(state / "tradingbot.sqlite") as db:
-            row = db.execute("SELECT doc FROM snapshots WHERE key = 'engine'").fetchone()
-            cursors.append(json.loads(row[0])["cursor"] if row else -1)
-    assert kills >= KILLS, f"the replay finished after {kills} kills; lower the pause or raise BARS"
-    assert cursors[-1] < BARS - 1 and len(set(cursors)) > KILLS // 2, cursors  # kills landed all along the replay
+        cursors.append(_cursor(state))
+    # each kill came after fresh progress, so every kill landed at a different bar of the replay
+    assert cursors == sorted(set(cursors)) and cursors[-1] < BARS - 1, cursors
     out = _finish(_start(state, crashed / "logs"))
     assert f"up to seq {BARS - 1}" in out
 

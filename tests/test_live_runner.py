@@ -2,6 +2,7 @@
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -46,12 +47,27 @@ def test_replay_writes_state_logs_and_summary(tmp_path):
     assert decisions and all("txid" in r and "reason" in r for r in read_jsonl(decisions[0]))
 
 
+def _wait_for_progress(db_path: Path, proc: subprocess.Popen, bars: int = 5) -> None:
+    "Wait until the engine has checkpointed a few bars, so the signal lands in the middle of the replay."
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as db:
+                row = db.execute("SELECT doc FROM snapshots WHERE key = 'engine'").fetchone()
+            if row and json.loads(row[0])["cursor"] >= bars:
+                return
+        except sqlite3.OperationalError:  # not created yet
+            pass
+        time.sleep(0.05)
+    raise AssertionError("the runner made no progress within 120 s, or exited early")
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_state_and_exits_zero_then_resumes(tmp_path, sig):
     proc = subprocess.Popen([sys.executable, LIVE, "--state", str(tmp_path / "state"), "--speed", "20000"],
                             env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stdout.readline().startswith("replay:")
-    time.sleep(2.0)
+    _wait_for_progress(tmp_path / "state" / "tradingbot.sqlite", proc)  # a cold start on a slow machine takes a while
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
