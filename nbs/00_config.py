@@ -278,6 +278,7 @@ class AssetBase(Strict):
     sl_pct_max: Pct = Field(10.0, gt=0, le=15)
     fees: Fees
     min_notional: float = Field(5.0, ge=0)
+    qty_step: float = Field(1.0, gt=0)  # the venue's lot step: order quantities are rounded down to a multiple
     replay_sample: str | None = None  # bundled sample replayed by the paper runner
 
     @model_validator(mode="after")
@@ -289,11 +290,13 @@ class AssetBase(Strict):
 
 class CryptoSpot(AssetBase):
     venue: Literal["bybit"] = "bybit"
+    qty_step: float = Field(1e-6, gt=0)
     testnet: bool = True
 
 
 class CryptoFutures(AssetBase):
     venue: Literal["bybit"] = "bybit"
+    qty_step: float = Field(1e-3, gt=0)
     testnet: bool = True
     max_leverage: float = Field(3.0, ge=1, le=100)
     margin_mode: Literal["isolated", "cross"] = "isolated"
@@ -450,6 +453,11 @@ test_fail(lambda: validate_schema({"SAFETY": {"MAX_STOPLOSS_PCT": 5}}, "config")
 test_fail(lambda: validate_schema({"SAFETY": {"KILL_SWITCH_ENABLED": "maybe"}}, "config"),
           contains="config.json: SAFETY.KILL_SWITCH_ENABLED: input should be a valid boolean")
 test_eq(validate_schema({}, "config")["SAFETY"]["MAX_STOP_LOSS_PCT"], 15.0)
+_assets = json.loads(Path("../config/assets.json").read_text())
+_assets["forex"]["qty_step"] = 0
+test_fail(lambda: validate_schema(_assets, "assets"), contains="assets.json: forex.qty_step: input should be greater than 0")
+del _assets["forex"]["qty_step"], _assets["crypto_futures"]["qty_step"]  # an older file: the venue's usual step
+test_eq([validate_schema(_assets, "assets")[a]["qty_step"] for a in ("forex", "crypto_futures")], [1.0, 1e-3])
 
 # %% [markdown]
 # ## Environment overrides

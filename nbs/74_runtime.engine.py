@@ -43,6 +43,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tradingbot.brokers.base import FundingPayment
 from tradingbot.config import get_key
 from tradingbot.data.feeds import BarEvent, Feed
 from tradingbot.execution.budget import Budget
@@ -144,9 +145,6 @@ class AssetSetup:
     leverage: float = 1.0
 
 
-QTY_STEPS = {"crypto_spot": 1e-6, "crypto_futures": 1e-3, "forex": 1.0, "options": 1.0}  # venue lot steps
-
-
 def asset_setup(asset: str, strategies: list[str] | None = None) -> AssetSetup:
     "An asset's symbols, strategies, fill model and venue limits from the configuration."
     spec = get_key(f"assets.{asset}")
@@ -154,7 +152,7 @@ def asset_setup(asset: str, strategies: list[str] | None = None) -> AssetSetup:
         raise ValueError(f"unknown asset {asset!r}; see config/assets.json")
     ids = spec["strategies"] if strategies is None else strategies
     return AssetSetup(asset, list(spec["symbols"]), [make_strategy(s) for s in ids], FillConfig.for_asset(asset),
-                      QTY_STEPS[asset], float(spec["min_notional"]))
+                      float(spec["qty_step"]), float(spec["min_notional"]))
 
 
 # %% [markdown]
@@ -321,7 +319,10 @@ Engine._mode, Engine._log, Engine.process = _mode, _log, process
 # %%
 #| export
 def _on_venue_event(self: Engine, asset: str, book: SymbolBook, event, bar: BarEvent) -> None:
-    "Book a fill, or settle a cancelled or rejected order."
+    "Book a fill or a funding payment, or settle a cancelled or rejected order."
+    if isinstance(event, FundingPayment):  # the venue moved wallet money; the trade's P&L carries it at the close
+        self.portfolios[asset].on_funding(event.symbol, event.amount)
+        return
     if isinstance(event, (OrderCancelled, OrderRejected)):
         self._settle(asset, book, event.client_order_id, "cancelled" if isinstance(event, OrderCancelled) else "rejected")
         if isinstance(event, OrderRejected):

@@ -18,7 +18,8 @@
 #   take-profit sit; `levels` turns it into prices at the fill, with the backtester's arithmetic
 #   (`stop_level_nb`), so paper and backtest stops sit at the same price.
 # - **poll** returns what happened at the venue since the last poll: `Execution`s (a fill and why —
-#   an order, or a protective exit the venue triggered), cancellations and rejections.
+#   an order, or a protective exit the venue triggered), cancellations, rejections and, for perpetuals,
+#   `FundingPayment`s (the venue moves wallet money at each settlement; the portfolio must book it too).
 #
 # Clients are synchronous: pybit's HTTP calls are, and ib_async offers blocking wrappers; the engine
 # calls them between bars.
@@ -76,6 +77,23 @@ class Execution:
     def __post_init__(self):
         if self.reason not in EXIT_REASONS:
             raise ValueError(f"Execution.reason must be one of {EXIT_REASONS}, got {self.reason!r}")
+
+
+@dataclass(frozen=True)
+class FundingPayment:
+    "A funding settlement on a perpetual position, as the venue books it in the wallet."
+    symbol: str
+    amount: float  # received (+) or paid (-), in the quote currency
+    ts: str  # settlement time, ISO 8601 UTC
+
+    def __post_init__(self):
+        if not math.isfinite(self.amount):
+            raise ValueError(f"FundingPayment.amount must be finite, got {self.amount!r}")
+
+
+# %%
+test_eq(FundingPayment("BTCUSDT", -0.25, "2024-01-01T08:00:00+00:00").amount, -0.25)
+test_fail(lambda: FundingPayment("BTCUSDT", float("nan"), "2024-01-01T08:00:00+00:00"), contains="finite")
 
 
 # %% [markdown]
@@ -198,7 +216,7 @@ class ExecutionClient(ABC):
         "Attach or move the position's protective levels at the venue."
 
     @abstractmethod
-    def poll(self) -> list[Execution | OrderCancelled | OrderRejected]:
+    def poll(self) -> list[Execution | FundingPayment | OrderCancelled | OrderRejected]:
         "What happened at the venue since the last poll, in order."
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from tradingbot.brokers.base import Ack, Capabilities, Execution, ExecutionClient, protection_of
+from tradingbot.brokers.base import Ack, Capabilities, Execution, ExecutionClient, FundingPayment, protection_of
 from tradingbot.data.feeds import BarEvent
 from tradingbot.execution._nb import (Arrival, Bar, Info, OrderType, Reason, Status, WorkingOrder,
                                       arrival_bar_nb, code_name, fill_order_nb, funding_flow_nb,
@@ -513,6 +513,7 @@ def on_bar(self: SimulatedClient, bar: BarEvent) -> None:
             flow = funding_flow_nb(book.pos, bar.open, rate)
             self._cash += flow
             self._free += flow
+            self._events.append(FundingPayment(bar.symbol, flow, bar.ts.isoformat()))
     arrived = [w for w in book.orders if w.arrive_bar <= book.i]
     for w in [w for w in arrived if w.order.reduce_only] + [w for w in arrived if not w.order.reduce_only]:
         self._work(book, w, Arrival.RESTING if w.seen else Arrival.OPEN)
@@ -679,12 +680,16 @@ test_fail(lambda: c.deposit(-5.0), contains="finite amount > 0")
 def _event_to_dict(e) -> dict:
     if isinstance(e, Execution):
         return {"execution": e.fill.to_dict(), "reason": e.reason}
+    if isinstance(e, FundingPayment):
+        return {"funding": asdict(e)}
     return e.to_dict()
 
 
 def _event_from_dict(d: dict):
     if "execution" in d:
         return Execution(Fill.from_dict(d["execution"]), d["reason"])
+    if "funding" in d:
+        return FundingPayment(**d["funding"])
     return event_from_dict(d)
 
 
@@ -735,6 +740,10 @@ def restore(cls, snap: dict,  # a `snapshot()`, possibly through JSON
 
 SimulatedClient.snapshot, SimulatedClient.restore = snapshot, classmethod(restore)
 
+# %%
+funding = FundingPayment("BTCUSDT", -0.03, "2024-01-01T08:00:00+00:00")  # unpolled events survive a checkpoint
+test_eq(_event_from_dict(json.loads(json.dumps(_event_to_dict(funding)))), funding)
+
 # %% [markdown]
 # A run cut at every bar by snapshot → JSON → restore gives the same executions as one run through,
 # with partial fills (volume participation), volatility slippage and funding in play.
@@ -759,12 +768,13 @@ def run(cut: bool) -> list:
             side = "buy" if k % 14 == 0 else "sell"
             c.submit(order_of(side, 12.0, n=k, sl_distance=1.5, tp_pct=1.0, asset="crypto_futures"))
         out += [(e.fill.exec_id, e.fill.qty, e.fill.price, e.fill.fee, e.reason) if isinstance(e, Execution)
-                else e.to_dict() for e in c.poll()]
+                else asdict(e) if isinstance(e, FundingPayment) else e.to_dict() for e in c.poll()]
     return out + [c.cash, c.equity()]
 
 
 straight = run(False)
 test_eq(len(straight) > 12, True)
+test_eq(any(isinstance(x, dict) and x.get("amount", 0) != 0 for x in straight), True)  # funding reported
 test_eq(run(True), straight)
 test_eq(SimulatedClient.restore(SimulatedClient("forex", FillConfig()).snapshot()).fill, FillConfig())
 

@@ -238,6 +238,7 @@ class AssetBase(Strict):
     sl_pct_max: Pct = Field(10.0, gt=0, le=15)
     fees: Fees
     min_notional: float = Field(5.0, ge=0)
+    qty_step: float = Field(1.0, gt=0)  # the venue's lot step: order quantities are rounded down to a multiple
     replay_sample: str | None = None  # bundled sample replayed by the paper runner
 
     @model_validator(mode="after")
@@ -249,11 +250,13 @@ class AssetBase(Strict):
 
 class CryptoSpot(AssetBase):
     venue: Literal["bybit"] = "bybit"
+    qty_step: float = Field(1e-6, gt=0)
     testnet: bool = True
 
 
 class CryptoFutures(AssetBase):
     venue: Literal["bybit"] = "bybit"
+    qty_step: float = Field(1e-3, gt=0)
     testnet: bool = True
     max_leverage: float = Field(3.0, ge=1, le=100)
     margin_mode: Literal["isolated", "cross"] = "isolated"

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from ..execution.model import Fill, Order, OrderCancelled, OrderIntent, OrderRejected
 
 # %% auto #0
-__all__ = ['EXIT_REASONS', 'ACK_STATUSES', 'Capabilities', 'Ack', 'Execution', 'Protection', 'protection_of', 'ExecutionClient']
+__all__ = ['EXIT_REASONS', 'ACK_STATUSES', 'Capabilities', 'Ack', 'Execution', 'FundingPayment', 'Protection', 'protection_of',
+           'ExecutionClient']
 
 # %% ../../nbs/80_brokers.base.ipynb #8e339d21
 EXIT_REASONS = ("order", "stop_loss", "take_profit", "trailing_stop")  # why a fill happened at the venue
@@ -54,6 +55,18 @@ class Execution:
     def __post_init__(self):
         if self.reason not in EXIT_REASONS:
             raise ValueError(f"Execution.reason must be one of {EXIT_REASONS}, got {self.reason!r}")
+
+
+@dataclass(frozen=True)
+class FundingPayment:
+    "A funding settlement on a perpetual position, as the venue books it in the wallet."
+    symbol: str
+    amount: float  # received (+) or paid (-), in the quote currency
+    ts: str  # settlement time, ISO 8601 UTC
+
+    def __post_init__(self):
+        if not math.isfinite(self.amount):
+            raise ValueError(f"FundingPayment.amount must be finite, got {self.amount!r}")
 
 # %% ../../nbs/80_brokers.base.ipynb #53426a97
 def _optional_positive(name: str, value) -> float | None:
@@ -138,7 +151,7 @@ class ExecutionClient(ABC):
         "Attach or move the position's protective levels at the venue."
 
     @abstractmethod
-    def poll(self) -> list[Execution | OrderCancelled | OrderRejected]:
+    def poll(self) -> list[Execution | FundingPayment | OrderCancelled | OrderRejected]:
         "What happened at the venue since the last poll, in order."
 
     def close(self) -> None:

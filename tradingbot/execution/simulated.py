@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import pandas as pd
 
-from ..brokers.base import Ack, Capabilities, Execution, ExecutionClient, protection_of
+from ..brokers.base import Ack, Capabilities, Execution, ExecutionClient, FundingPayment, protection_of
 from ..data.feeds import BarEvent
 from ._nb import (Arrival, Bar, Info, OrderType, Reason, Status, WorkingOrder,
                                       arrival_bar_nb, code_name, fill_order_nb, funding_flow_nb,
@@ -408,6 +408,7 @@ def on_bar(self: SimulatedClient, bar: BarEvent) -> None:
             flow = funding_flow_nb(book.pos, bar.open, rate)
             self._cash += flow
             self._free += flow
+            self._events.append(FundingPayment(bar.symbol, flow, bar.ts.isoformat()))
     arrived = [w for w in book.orders if w.arrive_bar <= book.i]
     for w in [w for w in arrived if w.order.reduce_only] + [w for w in arrived if not w.order.reduce_only]:
         self._work(book, w, Arrival.RESTING if w.seen else Arrival.OPEN)
@@ -424,12 +425,16 @@ SimulatedClient._work, SimulatedClient._protect, SimulatedClient.on_bar = _work,
 def _event_to_dict(e) -> dict:
     if isinstance(e, Execution):
         return {"execution": e.fill.to_dict(), "reason": e.reason}
+    if isinstance(e, FundingPayment):
+        return {"funding": asdict(e)}
     return e.to_dict()
 
 
 def _event_from_dict(d: dict):
     if "execution" in d:
         return Execution(Fill.from_dict(d["execution"]), d["reason"])
+    if "funding" in d:
+        return FundingPayment(**d["funding"])
     return event_from_dict(d)
 
 

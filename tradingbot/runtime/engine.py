@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..brokers.base import FundingPayment
 from ..config import get_key
 from ..data.feeds import BarEvent, Feed
 from ..execution.budget import Budget
@@ -37,8 +38,8 @@ from ..strategies.base import Decision, Strategy
 from ..strategies.rules import make_strategy
 
 # %% auto #0
-__all__ = ['QTY_STEPS', 'Window', 'SymbolBook', 'AssetSetup', 'asset_setup', 'Engine', 'checkpoint', 'warm_up', 'start',
-           'process', 'run', 'request_stop', 'close_all', 'finish', 'summary']
+__all__ = ['Window', 'SymbolBook', 'AssetSetup', 'asset_setup', 'Engine', 'checkpoint', 'warm_up', 'start', 'process', 'run',
+           'request_stop', 'close_all', 'finish', 'summary']
 
 # %% ../../nbs/74_runtime.engine.ipynb #788a8f74
 _FIELDS = ("open", "high", "low", "close", "volume")
@@ -97,9 +98,6 @@ class AssetSetup:
     leverage: float = 1.0
 
 
-QTY_STEPS = {"crypto_spot": 1e-6, "crypto_futures": 1e-3, "forex": 1.0, "options": 1.0}  # venue lot steps
-
-
 def asset_setup(asset: str, strategies: list[str] | None = None) -> AssetSetup:
     "An asset's symbols, strategies, fill model and venue limits from the configuration."
     spec = get_key(f"assets.{asset}")
@@ -107,7 +105,7 @@ def asset_setup(asset: str, strategies: list[str] | None = None) -> AssetSetup:
         raise ValueError(f"unknown asset {asset!r}; see config/assets.json")
     ids = spec["strategies"] if strategies is None else strategies
     return AssetSetup(asset, list(spec["symbols"]), [make_strategy(s) for s in ids], FillConfig.for_asset(asset),
-                      QTY_STEPS[asset], float(spec["min_notional"]))
+                      float(spec["qty_step"]), float(spec["min_notional"]))
 
 # %% ../../nbs/74_runtime.engine.ipynb #5c9be09f
 class Engine:
@@ -246,7 +244,10 @@ Engine._mode, Engine._log, Engine.process = _mode, _log, process
 
 # %% ../../nbs/74_runtime.engine.ipynb #4c5fddb3
 def _on_venue_event(self: Engine, asset: str, book: SymbolBook, event, bar: BarEvent) -> None:
-    "Book a fill, or settle a cancelled or rejected order."
+    "Book a fill or a funding payment, or settle a cancelled or rejected order."
+    if isinstance(event, FundingPayment):  # the venue moved wallet money; the trade's P&L carries it at the close
+        self.portfolios[asset].on_funding(event.symbol, event.amount)
+        return
     if isinstance(event, (OrderCancelled, OrderRejected)):
         self._settle(asset, book, event.client_order_id, "cancelled" if isinstance(event, OrderCancelled) else "rejected")
         if isinstance(event, OrderRejected):
