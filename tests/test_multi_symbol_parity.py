@@ -28,6 +28,8 @@ from tradingbot.runtime.engine import Engine, asset_setup
 from tradingbot.strategies.rules import make_strategy
 from tradingbot.validation.backtest import backtest
 
+from parity_helpers import round_trips
+
 N = 3000
 FILL = FillConfig.for_asset("crypto_spot")
 PERP_FILL = dataclasses.replace(FillConfig.for_asset("crypto_futures"), funding_rate=0.0003)
@@ -84,18 +86,6 @@ def test_two_symbols_fill_like_the_backtesters_cash_sharing_group(tmp_path, fram
     assert (funding < -1e-3) if fill.funding_rate else (funding == 0), funding  # longs pay a positive rate
 
 
-def _round_trips(fills: pd.DataFrame) -> pd.DataFrame:
-    "Entry and exit fill times of each round trip of a long-only book of one symbol."
-    pos, rows, entry = 0.0, [], None
-    for f in fills.itertuples():
-        if pos == 0.0:
-            entry = f.ts
-        pos = round(pos + (f.qty if f.side == "buy" else -f.qty), 12)
-        if pos == 0.0:
-            rows.append((entry, f.ts))
-    return pd.DataFrame(rows, columns=["entry_ts", "exit_ts"])
-
-
 def test_two_symbols_decide_like_the_vectorised_strategy(tmp_path, frames):
     fills, _, _ = _run(tmp_path, frames, time_stop=5)
     strategy = make_strategy("rsi2", {"time_stop_bars": 5})
@@ -106,7 +96,7 @@ def test_two_symbols_decide_like_the_vectorised_strategy(tmp_path, frames):
     trades = result.trades
     assert set(trades.exit_reason) >= {"signal", "stop_loss", "time_stop"}
     for sym in frames:
-        ours, theirs = _round_trips(fills[fills.symbol == sym]), trades[trades.symbol.astype(str) == sym]
+        ours, theirs = round_trips(fills[fills.symbol == sym]), trades[trades.symbol.astype(str) == sym]
         assert len(theirs) > 20 and len(ours) == len(theirs), (sym, len(ours), len(theirs))
         np.testing.assert_array_equal(ours.entry_ts.to_numpy(), theirs.entry_ts.to_numpy())
         np.testing.assert_array_equal(ours.exit_ts.to_numpy(), theirs.exit_ts.to_numpy())

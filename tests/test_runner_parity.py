@@ -25,6 +25,8 @@ from tradingbot.execution.portfolio import Portfolio
 from tradingbot.strategies.rules import make_strategy
 from tradingbot.validation.backtest import backtest
 
+from parity_helpers import round_trips
+
 ROOT = Path(__file__).resolve().parents[1]
 BARS = 6000
 
@@ -90,25 +92,13 @@ def test_paper_runner_fills_equal_backtest_fills(tmp_path):
     assert (result.trades.exit_reason == "stop_loss").any()  # the stops were exercised, not just signals
 
 
-def _round_trips(fills: pd.DataFrame) -> pd.DataFrame:
-    "Entry and exit fill times of each round trip of a long-only book."
-    pos, rows, entry = 0.0, [], None
-    for f in fills.itertuples():
-        if pos == 0.0:
-            entry = f.ts
-        pos = round(pos + (f.qty if f.side == "buy" else -f.qty), 12)
-        if pos == 0.0:
-            rows.append((entry, f.ts))
-    return pd.DataFrame(rows, columns=["entry_ts", "exit_ts"])
-
-
 def test_paper_runner_decides_like_the_vectorised_strategy(tmp_path):
     bars = load_sample("btcusd_1h").iloc[:BARS]
     fills, _, _ = _read(_run(tmp_path, time_stop=5))
     sig = make_strategy("rsi2").signals(bars)
     result = backtest(bars, sig.entries, sig.exits, stop_distance=sig.stop_distance, time_stop_bars=5,
                       sizing="notional", size=100.0, fill=FillConfig.for_asset("crypto_spot"), init_cash=1000.0)
-    ours, theirs = _round_trips(fills), result.trades
+    ours, theirs = round_trips(fills), result.trades
     assert len(theirs) > 50 and set(theirs.exit_reason) >= {"signal", "stop_loss", "time_stop"}
     assert len(ours) == len(theirs)
     np.testing.assert_array_equal(ours.entry_ts.dt.tz_convert("UTC").to_numpy(), theirs.entry_ts.to_numpy())
