@@ -119,9 +119,15 @@ class OrderStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one: never overwrite order records
+            self._db.close()
+            raise StoreError(f"{self.path} is not a usable SQLite database ({exc}); it is left untouched because "
+                             "it holds the order records: restore it from a backup, or move it aside to start "
+                             "with an empty store") from None
 
     def _migrate(self) -> None:
         version = self.schema_version
@@ -192,6 +198,11 @@ test_fail(lambda: store.integrity_check(), contains="closed")
 newer = tmp / "newer.sqlite"
 sqlite3.connect(newer).execute(f"PRAGMA user_version={SCHEMA_VERSION + 1}")
 test_fail(lambda: OrderStore(newer), contains="newer than this code's")
+
+garbage = tmp / "garbage.sqlite"
+garbage.write_bytes(b"not a database at all, but 60 bytes of something a user cares about")
+test_fail(lambda: OrderStore(garbage), contains="is not a usable SQLite database")
+test_eq(garbage.read_bytes()[:20], b"not a database at al")  # left untouched
 
 
 # %% [markdown]

@@ -18,8 +18,10 @@ from pathlib import Path
 from tradingbot.config import ConfigError, asset_modes, config_hash, get_key, load_config
 from tradingbot.data.feeds import ReplayFeed
 from tradingbot.data.samples import load_sample
+from tradingbot.execution.store import StoreError
 from tradingbot.paths import workspace_path
 from tradingbot.runtime.engine import Engine, asset_setup
+from tradingbot.runtime.state import StateError
 
 LIVE_KEYS = {"bybit": ("BYBIT_API_KEY", "BYBIT_API_SECRET"), "ibkr": ("IB_HOST", "IB_PORT")}
 
@@ -101,6 +103,9 @@ def main(argv=None) -> int:
         feed = build_feed(samples, {s.asset: s.symbols[0] for s in setups}, args, engine.cursor + 1)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
+        return 2
+    except (StateError, StoreError) as exc:  # a damaged state dir: say which file, touch nothing more
+        print(f"state error: {exc}", file=sys.stderr)
         return 2
     print(f"config hash: {config_hash(cfg)}")
     print("modes: " + ", ".join(f"{asset}={mode}" for asset, mode in asset_modes(cfg).items()))

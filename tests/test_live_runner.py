@@ -99,3 +99,39 @@ def test_live_feed_without_keys_is_a_clear_error(tmp_path):
 def test_bad_flags_are_refused(tmp_path):
     proc = _run(tmp_path, "--bars", "0")
     assert proc.returncode == 2 and "--bars must be > 0" in proc.stderr
+
+
+def test_damaged_state_files_are_a_clear_error_that_loses_nothing(tmp_path):
+    state = tmp_path / "state"
+    state.mkdir()
+    db = state / "tradingbot.sqlite"
+    db.write_bytes(b"these bytes are not SQLite")
+    proc = _run(tmp_path, "--bars", "10")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "state error:" in proc.stderr and "tradingbot.sqlite is not a usable SQLite database" in proc.stderr
+    assert db.read_bytes() == b"these bytes are not SQLite"  # the order records are never overwritten
+
+    db.unlink()
+    (state / "runtime.json").write_text("{")
+    proc = _run(tmp_path, "--bars", "10")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "runtime.json: not valid JSON" in proc.stderr and "moved to runtime.json.corrupt-" in proc.stderr
+    aside = list(state.glob("runtime.json.corrupt-*"))
+    assert len(aside) == 1 and aside[0].read_text() == "{"  # kept for inspection
+    again = _run(tmp_path, "--bars", "10")  # the next start is a fresh paper state
+    assert again.returncode == 0, again.stderr
+    assert "crypto_spot=paper" in again.stdout and "up to seq 9" in again.stdout
+
+
+def test_a_state_dir_of_other_assets_is_refused_not_reset(tmp_path):
+    first = _run(tmp_path, "--bars", "1500")
+    assert first.returncode == 0, first.stderr
+    db = tmp_path / "state" / "tradingbot.sqlite"
+    before = db.read_bytes()
+    proc = _run(tmp_path, "--bars", "3000", TRADINGBOT__ASSETS__FOREX__ENABLED="false")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "holds the books of crypto_spot: BTCUSDT; forex: EURUSD" in proc.stderr
+    assert "given crypto_spot: BTCUSDT." in proc.stderr
+    assert db.read_bytes() == before  # nothing was reset or overwritten
+    again = _run(tmp_path, "--bars", "3000")  # the configuration that wrote it resumes
+    assert again.returncode == 0 and "resuming after bar 1499" in again.stdout, again.stderr

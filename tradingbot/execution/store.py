@@ -86,9 +86,15 @@ class OrderStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._migrate()
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:  # not a database, or a damaged one: never overwrite order records
+            self._db.close()
+            raise StoreError(f"{self.path} is not a usable SQLite database ({exc}); it is left untouched because "
+                             "it holds the order records: restore it from a backup, or move it aside to start "
+                             "with an empty store") from None
 
     def _migrate(self) -> None:
         version = self.schema_version

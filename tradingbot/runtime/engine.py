@@ -33,13 +33,13 @@ from ..jsonlog import JsonLines, log_event
 from .audit import AuditLog
 from .controller import Controller
 from .session import PaperSession
-from .state import load_state
+from .state import StateError, load_state
 from ..strategies.base import Decision, Strategy
 from ..strategies.rules import make_strategy
 
 # %% auto #0
-__all__ = ['Window', 'SymbolBook', 'AssetSetup', 'asset_setup', 'Engine', 'checkpoint', 'warm_up', 'start', 'process', 'run',
-           'request_stop', 'close_all', 'finish', 'summary']
+__all__ = ['Window', 'SymbolBook', 'AssetSetup', 'asset_setup', 'Engine', 'StateMismatch', 'checkpoint', 'warm_up', 'start',
+           'process', 'run', 'request_stop', 'close_all', 'finish', 'summary']
 
 # %% ../../nbs/74_runtime.engine.ipynb #788a8f74
 _FIELDS = ("open", "high", "low", "close", "volume")
@@ -139,10 +139,29 @@ class Engine:
         self.reconciler = Reconciler(self.controller.state, on_change=lambda state: self.controller.save())
 
 # %% ../../nbs/74_runtime.engine.ipynb #5838dd20
+class StateMismatch(StateError):
+    "The state directory holds the books of other assets or symbols than the engine is given."
+
+
+def _check_same_books(self: Engine, snap: dict) -> None:
+    "Refuse to resume books of a different set of assets or symbols: their positions would silently vanish."
+    held = {sym: d["asset"] for sym, d in snap["books"].items()}
+    if set(snap["clients"]) == set(self.setups) and held == self.asset_of:
+        return
+    self.store.close()
+    describe = lambda m: "; ".join(f"{a}: {' '.join(sorted(s for s, x in m.items() if x == a))}"  # noqa: E731
+                                   for a in sorted(set(m.values())))
+    raise StateMismatch(f"{self.state_dir} holds the books of {describe(held)}, but the engine is given "
+                        f"{describe(self.asset_of)}. Resuming would drop open positions and the replay position: "
+                        "use another state directory, or the configuration that wrote this one")
+
+
 def _restore(self: Engine) -> None:
     "Rebuild the books from the last checkpoint, or start every asset's paper session afresh."
     snap = self.store.load_snapshot("engine")
-    if snap is None or set(snap["clients"]) != set(self.setups):
+    if snap is not None:
+        self._check_same_books(snap)
+    if snap is None:
         self.sessions = {a: PaperSession.start(a) for a in self.setups}
         self.clients = {a: SimulatedClient(a, s.fill, cash=self.sessions[a].equity) for a, s in self.setups.items()}
         self.portfolios = {a: Portfolio(a, self.sessions[a].equity) for a in self.setups}
@@ -187,6 +206,7 @@ def warm_up(self: Engine, history: list[BarEvent]) -> None:
             self.windows[bar.symbol].push(bar)
 
 
+Engine._check_same_books = _check_same_books
 Engine._restore, Engine.checkpoint, Engine.warm_up = _restore, checkpoint, warm_up
 
 # %% ../../nbs/74_runtime.engine.ipynb #02572725
