@@ -35,10 +35,13 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import math
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import pandas as pd
@@ -160,6 +163,30 @@ def asset_setup(asset: str, strategies: list[str] | None = None) -> AssetSetup:
 
 # %%
 #| export
+class StateInUse(StateError):
+    "Another process runs an engine on this state directory."
+
+
+def lock_state_dir(state_dir: Path) -> IO:
+    """Lock `state_dir` for this process (a POSIX record lock: the OS drops it when the process ends, `kill -9`
+    included); two runners on one directory would each send the other's orders again."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    f = open(state_dir / "engine.lock", "a+")
+    try:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.seek(0)
+        holder = f.read().strip() or "?"
+        f.close()
+        raise StateInUse(f"{state_dir} is in use by another runner (pid {holder}): stop it first, "
+                         "or use another state directory") from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
+
+
 class Engine:
     "Feed → client → portfolio → strategies → router, with checkpoints; one per state directory."
 
@@ -172,9 +199,14 @@ class Engine:
         self.asset_of = {sym: s.asset for s in setups for sym in s.symbols}
         self.state_dir, self.window = Path(state_dir), window
         self.checkpoint_bars, self.checkpoint_seconds = checkpoint_bars, checkpoint_seconds
-        self.store = OrderStore(self.state_dir / "tradingbot.sqlite")
-        self.controller = Controller(load_state(self.state_dir / "runtime.json"), self.state_dir / "runtime.json",
-                                     audit=audit)
+        self._lock = lock_state_dir(self.state_dir)
+        try:
+            self.store = OrderStore(self.state_dir / "tradingbot.sqlite")
+            self.controller = Controller(load_state(self.state_dir / "runtime.json"), self.state_dir / "runtime.json",
+                                         audit=audit)
+        except Exception:
+            self._lock.close()
+            raise
         self.risk = RiskConfig.from_config()
         self._logs = {"errors": JsonLines(Path(logs_dir) / "errors", "errors")}
         for a in self.setups:
@@ -206,6 +238,7 @@ def _check_same_books(self: Engine, snap: dict) -> None:
     if set(snap["clients"]) == set(self.setups) and held == self.asset_of:
         return
     self.store.close()
+    self._lock.close()
     describe = lambda m: "; ".join(f"{a}: {' '.join(sorted(s for s, x in m.items() if x == a))}"  # noqa: E731
                                    for a in sorted(set(m.values())))
     raise StateMismatch(f"{self.state_dir} holds the books of {describe(held)}, but the engine is given "
@@ -562,6 +595,7 @@ def finish(self: Engine) -> dict:
     summary = self.summary()
     log_event("engine_stopped", cursor=self.cursor, summary=summary)
     self.store.close()
+    self._lock.close()  # releases the directory
     return summary
 
 
@@ -629,3 +663,20 @@ _two = asset_setup("crypto_spot", ["rsi2"])
 _two.symbols = ["BTCUSDT", "ETHUSDT"]
 test_fail(lambda: Engine([_two], _tmp / "state2", _tmp / "logs"), contains="given crypto_spot: BTCUSDT ETHUSDT")
 test_eq(Engine([asset_setup("crypto_spot", ["ibs"])], _tmp / "state2", _tmp / "logs").cursor >= 0, True)  # strategies may change
+
+# %% [markdown]
+# One engine per state directory: a second process is refused while the first runs (the lock goes with the
+# process, so a `kill -9` frees it).
+
+# %%
+import subprocess, sys
+_held = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+                          "from tradingbot.runtime.engine import lock_state_dir; "
+                          "f = lock_state_dir(Path(sys.argv[1])); print('locked', flush=True); time.sleep(60)",
+                          str(_tmp / "state3")], stdout=subprocess.PIPE, text=True)
+test_eq(_held.stdout.readline().strip(), "locked")
+test_fail(lambda: Engine([asset_setup("crypto_spot", ["rsi2"])], _tmp / "state3", _tmp / "logs"),
+          contains=f"is in use by another runner (pid {_held.pid})")
+_held.kill()
+_held.wait()
+test_eq(Engine([asset_setup("crypto_spot", ["rsi2"])], _tmp / "state3", _tmp / "logs").cursor, -1)

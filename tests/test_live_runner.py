@@ -135,3 +135,17 @@ def test_a_state_dir_of_other_assets_is_refused_not_reset(tmp_path):
     assert db.read_bytes() == before  # nothing was reset or overwritten
     again = _run(tmp_path, "--bars", "3000")  # the configuration that wrote it resumes
     assert again.returncode == 0 and "resuming after bar 1499" in again.stdout, again.stderr
+
+
+def test_a_second_runner_on_the_same_state_dir_is_refused(tmp_path):
+    first = subprocess.Popen([sys.executable, LIVE, "--state", str(tmp_path / "state"), "--speed", "20000"],
+                             env=_env(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for_progress(tmp_path / "state" / "tradingbot.sqlite", first)
+        second = _run(tmp_path, "--bars", "10")
+        assert second.returncode == 2 and "Traceback" not in second.stderr
+        assert f"is in use by another runner (pid {first.pid})" in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        out, err = first.communicate(timeout=60)
+    assert first.returncode == 0 and "up to seq" in out, err  # the first one was not disturbed
