@@ -195,7 +195,7 @@ class Engine:
                  logs_dir: str | Path,  # trades/, decisions/, errors/ go under it
                  window: int = 600, checkpoint_bars: int = 1000, checkpoint_seconds: float = 1.0,
                  audit: AuditLog | None = None):
-        self.setups = {s.asset: s for s in setups}
+        self.setups, self.audit = {s.asset: s for s in setups}, audit
         self.asset_of = {sym: s.asset for s in setups for sym in s.symbols}
         self.state_dir, self.window = Path(state_dir), window
         self.checkpoint_bars, self.checkpoint_seconds = checkpoint_bars, checkpoint_seconds
@@ -594,6 +594,8 @@ def finish(self: Engine) -> dict:
     self.checkpoint(force_state=True)
     summary = self.summary()
     log_event("engine_stopped", cursor=self.cursor, summary=summary)
+    if self.audit is not None:
+        self.audit.append("engine_stopped", cursor=self.cursor, summary=summary)
     self.store.close()
     self._lock.close()  # releases the directory
     return summary

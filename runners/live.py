@@ -20,6 +20,7 @@ from tradingbot.data.feeds import ReplayFeed
 from tradingbot.data.samples import load_sample
 from tradingbot.execution.store import StoreError
 from tradingbot.paths import workspace_path
+from tradingbot.runtime.audit import AuditError, AuditLog
 from tradingbot.runtime.engine import Engine, asset_setup
 from tradingbot.runtime.state import StateError
 
@@ -99,12 +100,13 @@ def main(argv=None) -> int:
         if not samples:
             raise ConfigError("assets.json", "replay_sample", "no enabled asset has strategies and a replay sample")
         setups = [asset_setup(a) for a in samples]
-        engine = Engine(setups, Path(args.state) if args.state else workspace_path("state"), workspace_path("logs"))
+        engine = Engine(setups, Path(args.state) if args.state else workspace_path("state"), workspace_path("logs"),
+                        audit=AuditLog())  # <logs>/audit/audit.jsonl: every submission, refusal and switch, chained
         feed = build_feed(samples, {s.asset: s.symbols[0] for s in setups}, args, engine.cursor + 1)
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    except (StateError, StoreError) as exc:  # a damaged state dir: say which file, touch nothing more
+    except (StateError, StoreError, AuditError) as exc:  # a damaged state dir: say which file, touch nothing more
         print(f"state error: {exc}", file=sys.stderr)
         return 2
     print(f"config hash: {config_hash(cfg)}")

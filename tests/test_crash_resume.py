@@ -14,6 +14,8 @@ import sys
 import time
 from pathlib import Path
 
+from tradingbot.runtime.audit import verify_chain
+
 ROOT = Path(__file__).resolve().parents[1]
 BARS = 12_000  # bars of the merged BTC + EUR/USD replay (both assets, all configured strategies)
 KILLS = 20
@@ -100,3 +102,11 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
         assert got["snap"][part] == ref["snap"][part], part
     state_doc = json.loads((state / "runtime.json").read_text())
     assert state_doc["replay_cursor"]["replay"] == BARS - 1
+
+    # the audit log survived every kill (a torn last line is cut off at the restart) and saw every order
+    audit = crashed / "logs" / "audit" / "audit.jsonl"
+    assert verify_chain(audit)[0], verify_chain(audit)
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    audited = {r["client_order_id"] for r in records if r["event"] in ("order_submitted", "order_refused")}
+    assert set(got["orders"]) <= audited
+    assert sum(r["event"] == "runtime_started" for r in records) == KILLS + 1  # one per start

@@ -45,6 +45,12 @@ def test_replay_writes_state_logs_and_summary(tmp_path):
     assert sum(r["fees"] for r in closed) > 0
     decisions = sorted((tmp_path / "logs" / "decisions").glob("crypto_spot_decisions_*.jsonl"))
     assert decisions and all("txid" in r and "reason" in r for r in read_jsonl(decisions[0]))
+    audit = tmp_path / "logs" / "audit" / "audit.jsonl"
+    check = subprocess.run([sys.executable, "-m", "tradingbot.runtime.audit", "verify", str(audit)],
+                           capture_output=True, text=True)
+    assert check.returncode == 0 and "chain intact" in check.stdout, check.stdout
+    events = [r["event"] for r in read_jsonl(audit)]
+    assert events[0] == "runtime_started" and events[-1] == "engine_stopped" and "order_submitted" in events
 
 
 def _wait_for_progress(db_path: Path, proc: subprocess.Popen, bars: int = 5) -> None:
