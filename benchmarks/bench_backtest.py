@@ -10,15 +10,14 @@ vectorbt fills at the signal bar's close (its default), ours at the next bar's o
 """
 from __future__ import annotations
 
-import os
-import platform
-import time
 
 import numba
 import numpy as np
 import pandas as pd
 import talib
 import vectorbt as vbt
+
+from _common import best_of, machine_line
 
 from tradingbot.data.synthetic import synthetic_bars
 from tradingbot.execution.fills import FillConfig
@@ -27,17 +26,6 @@ from tradingbot.validation.backtest import backtest, sweep
 N_BARS, N_SWEEP_BARS, RUNS = 1_000_000, 100_000, 7
 COSTS = FillConfig(maker_fee_pct=0.02, taker_fee_pct=0.1, spread_pct=0.01, slippage_pct=0.02)  # the full fill model
 SL_PCT = 2.0
-
-
-def best_of(fn, runs: int = RUNS) -> tuple[float, object]:
-    "Best wall time of `runs` calls of `fn` after one warm-up call, and the last result."
-    result = fn()
-    best = float("inf")
-    for _ in range(runs):
-        t = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, result
 
 
 def rules(close: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -65,8 +53,8 @@ def bench_single() -> None:
           f"{'ratio':>6s}")
     for name, (entries, exits) in rules(bars.close.to_numpy()).items():
         ent, ext = pd.Series(entries, index=bars.index), pd.Series(exits, index=bars.index)
-        ours_s, res = best_of(lambda: backtest(bars, ent, ext, sl_pct=SL_PCT, fill=COSTS))
-        vbt_s, pf = best_of(lambda: vbt_single(bars, entries, exits))
+        ours_s, res = best_of(lambda: backtest(bars, ent, ext, sl_pct=SL_PCT, fill=COSTS), RUNS, warmup=True)
+        vbt_s, pf = best_of(lambda: vbt_single(bars, entries, exits), RUNS, warmup=True)
         print(f"{name:18s} {res.stats['n_trades']:7d} {ours_s * 1e3:9.1f} {N_BARS / ours_s / 1e6:13.1f} "
               f"{vbt_s * 1e3:9.1f} {N_BARS / vbt_s / 1e6:12.1f} {vbt_s / ours_s:5.1f}x")
         assert res.stats["n_trades"] > 0 and len(pf.orders.values) > 0
@@ -92,12 +80,12 @@ def bench_sweep() -> None:
     ent, ext = pd.DataFrame(entries, bars.index, columns), pd.DataFrame(exits, bars.index, columns)
     n = len(grid)
     print(f"\n== sweep, {n} combinations x {N_SWEEP_BARS:,} bars ({numba.get_num_threads()} numba threads)")
-    ours_s, stats = best_of(lambda: sweep(bars, ent, ext, sl_pct=SL_PCT, fill=COSTS))
+    ours_s, stats = best_of(lambda: sweep(bars, ent, ext, sl_pct=SL_PCT, fill=COSTS), RUNS, warmup=True)
     close = bars.close.to_numpy()[:, None]
     ohlc = {k: bars[k].to_numpy()[:, None] for k in ("open", "high", "low")}
     vbt_s, pf = best_of(lambda: vbt.Portfolio.from_signals(close, entries, exits, **ohlc, fees=0.001,
                                                            slippage=0.0001 / 2 + 0.0002, sl_stop=SL_PCT / 100,
-                                                           init_cash=1_000.0), runs=3)
+                                                           init_cash=1_000.0), 3, warmup=True)
     print(f"{'':18s} {'seconds':>9s} {'combinations/s':>15s} {'Mbars/s':>9s}")
     for label, secs in (("ours (sweep)", ours_s), ("vectorbt", vbt_s)):
         print(f"{label:18s} {secs:9.3f} {n / secs:15,.0f} {n * N_SWEEP_BARS / secs / 1e6:9.1f}")
@@ -106,7 +94,6 @@ def bench_sweep() -> None:
 
 
 if __name__ == "__main__":
-    print(f"python {platform.python_version()}, numba {numba.__version__}, vectorbt {vbt.__version__}, "
-          f"{os.cpu_count()} CPUs, {platform.machine()}")
+    print(machine_line(numba=numba.__version__, vectorbt=vbt.__version__))
     bench_single()
     bench_sweep()

@@ -4,14 +4,13 @@ Prints figures only (DESIGN §9: tests never assert on wall time). Run: `.venv/b
 """
 from __future__ import annotations
 
-import os
-import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from _common import best_of, machine_line
 
 from tradingbot.data.feeds import ReplayFeed
 from tradingbot.data.synthetic import synthetic_bars
@@ -19,16 +18,6 @@ from tradingbot.jsonlog import configure
 
 N_BARS = 1_000_000
 READ_RUNS = 3
-
-
-def timed(fn, runs: int = 1) -> tuple[float, object]:
-    "Best wall time of `runs` calls of `fn`, and the last result."
-    best, result = float("inf"), None
-    for _ in range(runs):
-        t = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, result
 
 
 def read_csv(path: Path) -> pd.DataFrame:
@@ -55,8 +44,8 @@ def bench_formats(bars: pd.DataFrame, directory: Path) -> list[dict]:
     rows = []
     for name, (file_name, write, read) in FORMATS.items():
         path = directory / file_name
-        write_s, _ = timed(lambda: write(bars, path))
-        read_s, back = timed(lambda: read(path), READ_RUNS)
+        write_s, _ = best_of(lambda: write(bars, path), 1)
+        read_s, back = best_of(lambda: read(path), READ_RUNS)
         check_round_trip(name, bars, back)
         mb = path.stat().st_size / 1e6
         rows.append(dict(format=name, size_mb=mb, write_s=write_s, write_mb_s=mb / write_s,
@@ -75,10 +64,9 @@ def print_table(rows: list[dict]) -> None:
 
 def main() -> None:
     configure(tempfile.mkdtemp())  # the replay's log events stay out of the repository's logs/
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"cpu_count={os.cpu_count()}, python {platform.python_version()}, pandas {pd.__version__}")
-    first_s, _ = timed(lambda: synthetic_bars(10))
-    gen_s, bars = timed(lambda: synthetic_bars(N_BARS, "1m"), READ_RUNS)
+    print(machine_line(pandas=pd.__version__))
+    first_s, _ = best_of(lambda: synthetic_bars(10), 1)
+    gen_s, bars = best_of(lambda: synthetic_bars(N_BARS, "1m"), READ_RUNS)
     print(f"synthetic_bars: first call (JIT or cache load) {first_s:.2f} s; "
           f"{N_BARS:,} 1m bars best of {READ_RUNS}: {gen_s:.3f} s ({N_BARS / gen_s / 1e6:.1f} M bars/s)")
     with tempfile.TemporaryDirectory() as d:
@@ -89,7 +77,7 @@ def main() -> None:
     print(f"\nparquet zstd reads {csv['read_s'] / zstd['read_s']:.1f}x faster than CSV, "
           f"file {csv['size_mb'] / zstd['size_mb']:.1f}x smaller")
     feed = ReplayFeed(bars, "1m", symbol="SYN")
-    replay_s, count = timed(lambda: sum(1 for _ in feed.iter_bars()))
+    replay_s, count = best_of(lambda: sum(1 for _ in feed.iter_bars()), 1)
     print(f"ReplayFeed.iter_bars (unpaced): {count:,} bars in {replay_s:.2f} s ({count / replay_s / 1e3:.0f} k bars/s)")
 
 

@@ -11,14 +11,14 @@ keep the best of several runs, since the machine may be shared. Kernels are time
 """
 from __future__ import annotations
 
-import os
-import platform
 import time
 
 import numba
 import numpy as np
 import pandas as pd
 import talib
+
+from _common import machine_line
 
 from tradingbot.data.synthetic import synthetic_bars
 from tradingbot.indicators import (FIB_RATIOS, INDICATORS, apply_indicators, default_spec, fib_levels_nb,
@@ -128,10 +128,8 @@ def bench_triple_barrier(bars: pd.DataFrame) -> None:
 
 
 def main() -> None:
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, cpu_count={os.cpu_count()}, "
-          f"python {platform.python_version()}, numpy {np.__version__}, pandas {pd.__version__}, "
-          f"numba {numba.__version__}, TA-Lib {talib.__ta_version__.decode().split()[0]} "
-          f"(python talib {talib.__version__})")
+    print(machine_line(numpy=np.__version__, pandas=pd.__version__, numba=numba.__version__,
+                       **{"TA-Lib": f"{talib.__ta_version__.decode().split()[0]} (python talib {talib.__version__})"}))
     bars = synthetic_bars(N_BARS, "1m", seed=0)
     first = time.perf_counter()
     apply_indicators(bars.iloc[:1000], default_spec()[-3:])

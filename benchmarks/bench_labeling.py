@@ -7,13 +7,12 @@ Run: `.venv/bin/python benchmarks/bench_labeling.py`.
 """
 from __future__ import annotations
 
-import os
-import platform
-import time
 
 import numba
 import numpy as np
 import pandas as pd
+
+from _common import best_of, machine_line
 
 from tradingbot.data.synthetic import synthetic_bars
 from tradingbot.labeling import ewm_volatility, tag_regimes, triple_barrier
@@ -24,16 +23,6 @@ HORIZON = 50
 PT_SL = (1.0, 1.0)
 RUNS = 3
 PEER_EVENTS = 2_000
-
-
-def timed(fn, runs: int = RUNS) -> tuple[float, object]:
-    "Best wall time of `runs` calls of `fn`, and the last result."
-    best, result = float("inf"), None
-    for _ in range(runs):
-        t = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, result
 
 
 def afml_loop(close: pd.Series, events: pd.DatetimeIndex, target: pd.Series) -> pd.Series:
@@ -56,13 +45,11 @@ def row(what: str, n: int, seconds: float) -> None:
 
 
 def main() -> None:
-    print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
-          f"cpu_count={os.cpu_count()}, python {platform.python_version()}, numpy {np.__version__}, "
-          f"pandas {pd.__version__}, numba {numba.__version__}")
+    print(machine_line(numpy=np.__version__, pandas=pd.__version__, numba=numba.__version__))
     bars = synthetic_bars(N_BARS, "1m", seed=0)
-    first_s, _ = timed(lambda: triple_barrier(bars.iloc[:1000], vertical_bars=HORIZON, intrabar=True), 1)
+    first_s, _ = best_of(lambda: triple_barrier(bars.iloc[:1000], vertical_bars=HORIZON, intrabar=True), 1)
     print(f"first call (JIT or cache load): {first_s:.2f} s")
-    target_s, target = timed(lambda: ewm_volatility(bars))
+    target_s, target = best_of(lambda: ewm_volatility(bars), RUNS)
     sparse = bars.index[np.sort(np.random.default_rng(0).choice(N_BARS, N_BARS // 20, replace=False))]
 
     print(f"\n{N_BARS:,} 1m bars, horizon {HORIZON} bars, pt_sl {PT_SL}, best of {RUNS}")
@@ -74,23 +61,23 @@ def main() -> None:
                                           ("sparse 5 % of bars", sparse, PT_SL, False),
                                           ("sparse 5 % of bars", sparse, PT_SL, True)]:
         mode = "intrabar" if intrabar else "closes"
-        secs, labels = timed(lambda: triple_barrier(bars, events, pt_sl, HORIZON, target, intrabar=intrabar))
+        secs, labels = best_of(lambda: triple_barrier(bars, events, pt_sl, HORIZON, target, intrabar=intrabar), RUNS)
         results[(name, mode)] = labels
         row(f"triple_barrier, {name}, {mode}", len(labels), secs)
     labels = results[("every bar", "closes")]
     for name, fn in [("concurrency", lambda: concurrency(labels.t1, bars.index)),
                      ("average_uniqueness", lambda: average_uniqueness(labels.t1, bars.index)),
                      ("return_weights", lambda: return_weights(labels.t1, bars.close))]:
-        secs, _ = timed(fn)
+        secs, _ = best_of(fn, RUNS)
         row(f"{name} (1M labels)", len(labels), secs)
-    secs, _ = timed(lambda: tag_regimes(bars))
+    secs, _ = best_of(lambda: tag_regimes(bars), RUNS)
     row("tag_regimes (vol_window 252)", N_BARS, secs)
 
     peer_events = sparse[sparse >= bars.index[100]][:PEER_EVENTS]  # past the target's warm-up (NaN: no barriers)
-    peer_s, peer = timed(lambda: afml_loop(bars.close, peer_events, target), 1)
+    peer_s, peer = best_of(lambda: afml_loop(bars.close, peer_events, target), 1)
     ours = results[("sparse 5 % of bars", "closes")].t1.loc[peer.index]
     assert (ours == peer).all(), "the AFML-style loop and triple_barrier disagree"
-    ours_rate = len(sparse) / timed(lambda: triple_barrier(bars, sparse, PT_SL, HORIZON, target))[0]
+    ours_rate = len(sparse) / best_of(lambda: triple_barrier(bars, sparse, PT_SL, HORIZON, target), RUNS)[0]
     print(f"\nAFML snippet 3.2 style pandas loop: {PEER_EVENTS:,} events in {peer_s:.2f} s "
           f"({PEER_EVENTS / peer_s:,.0f} events/s); triple_barrier (sparse, closes) {ours_rate:,.0f} events/s: "
           f"{ours_rate / (PEER_EVENTS / peer_s):,.0f}x; same exits on all {len(peer):,} events")

@@ -27,12 +27,13 @@ os.environ["TRADINGBOT_LOG_DIR"] = str(TMP / "logs")  # before any tradingbot im
 os.environ["TRADINGBOT_STATE_DIR"] = str(TMP / "state")
 
 import asyncio  # noqa: E402
-import platform  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
 
 import numpy as np  # noqa: E402
+
+from _common import machine_line  # noqa: E402
 
 from tradingbot.data.feeds import ReplayFeed  # noqa: E402
 from tradingbot.data.samples import load_sample  # noqa: E402
@@ -56,15 +57,6 @@ def fresh_dirs(label: str) -> tuple[Path, Path]:
 
 def disk_kib(path: Path) -> float:
     return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1024
-
-
-def cpu_model() -> str:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or "cpu model n/a"
-    m = re.search(r"^model name\s*:\s*(.+)$", text, re.M)
-    return m.group(1).strip() if m else platform.processor() or "cpu model n/a"
 
 
 def time_checkpoints(engine: Engine) -> list[float]:
@@ -209,9 +201,7 @@ def bench_latency() -> None:
 if __name__ == "__main__":
     try:
         import sqlite3
-        print(f"python {platform.python_version()} ({platform.python_implementation()}), numpy {np.__version__}, "
-              f"sqlite {sqlite3.sqlite_version}, {os.cpu_count()} CPUs, {platform.machine()}, "
-              f"{platform.platform()}, {cpu_model()}")
+        print(machine_line(numpy=np.__version__, sqlite=sqlite3.sqlite_version))
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
         print(f"state and logs under {TMP}; load average before the run: {load} "
               "(a loaded or shared host moves these figures a lot: compare runs on one quiet machine)")

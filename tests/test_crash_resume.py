@@ -16,6 +16,8 @@ from pathlib import Path
 
 from tradingbot.runtime.audit import verify_chain
 
+from helpers import checkpoint_cursor
+
 ROOT = Path(__file__).resolve().parents[1]
 BARS = 12_000  # bars of the merged BTC + EUR/USD replay (both assets, all configured strategies)
 KILLS = 20
@@ -45,23 +47,13 @@ def _book(state: Path) -> dict:
     return {"orders": orders, "fills": fills, "snap": snap, "integrity": integrity, "n_fills": n_fills}
 
 
-def _cursor(state: Path) -> int:
-    "The last fully processed bar the engine has checkpointed (-1 before the first checkpoint)."
-    try:
-        with sqlite3.connect(f"file:{state / 'tradingbot.sqlite'}?mode=ro", uri=True, timeout=5) as db:
-            row = db.execute("SELECT doc FROM snapshots WHERE key = 'engine'").fetchone()
-    except sqlite3.OperationalError:  # the file or its table is not there yet
-        return -1
-    return json.loads(row[0])["cursor"] if row else -1
-
-
 def _kill_after(proc: subprocess.Popen, state: Path, target: int, extra: float) -> bool:
     """SIGKILL `proc` `extra` seconds after its checkpoint reaches `target`; False if it exited first.
 
     Kill points follow the replay's progress, not the wall clock, so a slow machine (a cold start
     that outlasts a fixed pause) still spreads the kills along the replay."""
     deadline = time.monotonic() + 120
-    while _cursor(state) < target:
+    while checkpoint_cursor(state / "tradingbot.sqlite") < target:
         if proc.poll() is not None:
             return False
         assert time.monotonic() < deadline, f"no progress past bar {target} within 120 s"
@@ -83,11 +75,11 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
     rng, crashed = random.Random(20261121), tmp_path / "crashed"
     state, cursors = crashed / "state", []
     for _ in range(KILLS):
-        target = _cursor(state) + rng.randint(50, 450)
+        target = checkpoint_cursor(state / "tradingbot.sqlite") + rng.randint(50, 450)
         proc = _start(state, crashed / "logs")
         assert _kill_after(proc, state, target, rng.uniform(0.0, 0.05)), "the replay finished before the kill"
         json.loads((state / "runtime.json").read_text()) if (state / "runtime.json").exists() else None
-        cursors.append(_cursor(state))
+        cursors.append(checkpoint_cursor(state / "tradingbot.sqlite"))
     # each kill came after fresh progress, so every kill landed at a different bar of the replay
     assert cursors == sorted(set(cursors)) and cursors[-1] < BARS - 1, cursors
     out = _finish(_start(state, crashed / "logs"))

@@ -329,7 +329,7 @@ def test_sample_weights_hand_case():
     assert concurrency(t1, bars).tolist() == [0, 1, 2, 1, 1, 2]
     # A: (1 + 1/2) / 2, B: (1/2 + 1) / 2, C: (1 + 1/2) / 2, D: (1/2) / 1
     np.testing.assert_allclose(average_uniqueness(t1, bars).to_numpy(), [0.75, 0.75, 0.75, 0.5])
-    g = math.log(1.1)  # A: g + g/2, B: g/2 + 0, C: g + g/2, D: g/2 -> sum 4g, 4 labels: scale 1/g
+    # log returns are all g = log(1.1) here. A: g + g/2, B: g/2 + 0, C: g + g/2, D: g/2 -> sum 4g; scaled to 4 labels
     np.testing.assert_allclose(return_weights(t1, close).to_numpy(), [1.5, 0.5, 1.5, 0.5])
     check_weights(t1, close)
 

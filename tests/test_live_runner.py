@@ -2,7 +2,6 @@
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from tradingbot.jsonlog import read_jsonl
+
+from helpers import checkpoint_cursor
 
 ROOT = Path(__file__).resolve().parents[1]
 LIVE = str(ROOT / "runners" / "live.py")
@@ -57,13 +58,8 @@ def _wait_for_progress(db_path: Path, proc: subprocess.Popen, bars: int = 5) -> 
     "Wait until the engine has checkpointed a few bars, so the signal lands in the middle of the replay."
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5) as db:
-                row = db.execute("SELECT doc FROM snapshots WHERE key = 'engine'").fetchone()
-            if row and json.loads(row[0])["cursor"] >= bars:
-                return
-        except sqlite3.OperationalError:  # not created yet
-            pass
+        if checkpoint_cursor(db_path) >= bars:
+            return
         time.sleep(0.05)
     raise AssertionError("the runner made no progress within 120 s, or exited early")
 

@@ -28,7 +28,7 @@ from tradingbot.runtime.engine import Engine, asset_setup
 from tradingbot.strategies.rules import make_strategy
 from tradingbot.validation.backtest import backtest
 
-from parity_helpers import round_trips
+from helpers import round_trips
 
 N = 3000
 FILL = FillConfig.for_asset("crypto_spot")

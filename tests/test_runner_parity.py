@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from tradingbot.data.samples import load_sample
 from tradingbot.execution.fills import FillConfig
@@ -25,7 +24,7 @@ from tradingbot.execution.portfolio import Portfolio
 from tradingbot.strategies.rules import make_strategy
 from tradingbot.validation.backtest import backtest
 
-from parity_helpers import round_trips
+from helpers import round_trips
 
 ROOT = Path(__file__).resolve().parents[1]
 BARS = 6000
