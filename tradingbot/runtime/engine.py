@@ -147,12 +147,15 @@ class Engine:
         self.asset_of = {sym: s.asset for s in setups for sym in s.symbols}
         self.state_dir, self.window = Path(state_dir), window
         self.checkpoint_bars, self.checkpoint_seconds = checkpoint_bars, checkpoint_seconds
-        self._lock = lock_state_dir(self.state_dir)
-        try:
+        self._lock, self.store, self.cursor = lock_state_dir(self.state_dir), None, -1
+        try:  # a damaged or foreign state dir raises here; nothing stays open or locked after it
             self.store = OrderStore(self.state_dir / "tradingbot.sqlite")
             self.controller = Controller(load_state(self.state_dir / "runtime.json"), self.state_dir / "runtime.json",
                                          audit=audit)
+            self._restore()
         except Exception:
+            if self.store is not None:
+                self.store.close()
             self._lock.close()
             raise
         self.risk = RiskConfig.from_config()
@@ -162,9 +165,8 @@ class Engine:
             self._logs[a, "decisions"] = JsonLines(Path(logs_dir) / "decisions", f"{a}_decisions")
         self._pending_logs: list[tuple] = []
         self.windows = {sym: Window(window) for sym in self.asset_of}
-        self.cursor, self.latencies, self.stopping = -1, None, False
+        self.latencies, self.stopping = None, False
         self._since_checkpoint, self._last_checkpoint, self._last_state_save = 0, time.monotonic(), 0.0
-        self._restore()
         self.router = Router(self.store, self.clients, controller=self.controller, risk=self.risk,
                              budget=self.budget, audit=audit)
         self.sltp = {a: SLTPManager(c) for a, c in self.clients.items()}
@@ -180,8 +182,6 @@ def _check_same_books(self: Engine, snap: dict) -> None:
     held = {sym: d["asset"] for sym, d in snap["books"].items()}
     if set(snap["clients"]) == set(self.setups) and held == self.asset_of:
         return
-    self.store.close()
-    self._lock.close()
     describe = lambda m: "; ".join(f"{a}: {' '.join(sorted(s for s, x in m.items() if x == a))}"  # noqa: E731
                                    for a in sorted(set(m.values())))
     raise StateMismatch(f"{self.state_dir} holds the books of {describe(held)}, but the engine is given "
@@ -192,8 +192,6 @@ def _check_same_books(self: Engine, snap: dict) -> None:
 def _restore(self: Engine) -> None:
     "Rebuild the books from the last checkpoint, or start every asset's paper session afresh."
     snap = self.store.load_snapshot("engine")
-    if snap is not None:
-        self._check_same_books(snap)
     if snap is None:
         self.sessions = {a: PaperSession.start(a) for a in self.setups}
         self.clients = {a: SimulatedClient(a, s.fill, cash=self.sessions[a].equity) for a, s in self.setups.items()}
@@ -202,6 +200,7 @@ def _restore(self: Engine) -> None:
         self.books = {sym: SymbolBook(a, sym) for sym, a in self.asset_of.items()}
         self.daily_loss: dict[str, list] = {a: ["", 0.0] for a in self.setups}
         return
+    self._check_same_books(snap)
     self.cursor = snap["cursor"]
     self.sessions = {a: PaperSession.from_dict(d) for a, d in snap["sessions"].items()}
     self.clients = {a: SimulatedClient.restore(d, self.setups[a].fill) for a, d in snap["clients"].items()}
