@@ -36,83 +36,25 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from tradingbot.execution.enums import Arrival, Info, OrderType, Reason, Side, Status, TimeInForce
+
 # %%
 #| hide
 from fastcore.test import test_close, test_eq, test_fail
 
-
 # %% [markdown]
 # ## Codes
-# numba compiles attribute reads of a global `NamedTuple` instance to constants, so these namespaces
-# cost nothing inside a kernel and read well outside one (vectorbt's enums work the same way).
+# The kernels read the integer codes of the vocabulary (`tradingbot.execution.enums`) through
+# NamedTuple namespaces: numba compiles an attribute read of a global NamedTuple instance to a
+# constant, so `SIDE.BUY` costs nothing inside a kernel.
 
 # %%
 #| export
-class _Side(NamedTuple):
-    BUY: int = 1
-    SELL: int = -1
-
-
-class _OrderType(NamedTuple):
-    MARKET: int = 0
-    LIMIT: int = 1
-    STOP: int = 2  # stop-market: a market order once the stop price trades
-    STOP_LIMIT: int = 3  # a limit order once the stop price trades
-
-
-class _TimeInForce(NamedTuple):
-    GTC: int = 0  # good till cancelled: rests, and a capped remainder carries to the next bar
-    IOC: int = 1  # immediate or cancel: what cannot fill on arrival is cancelled
-    FOK: int = 2  # fill or kill: all on arrival, or nothing
-
-
-class _Arrival(NamedTuple):
-    RESTING: int = 0  # at the market since an earlier bar
-    OPEN: int = 1  # reaches the market at this bar's open
-    CLOSE: int = 2  # reaches the market at this bar's close (nothing of the bar is left)
-
-
-class _Status(NamedTuple):
-    OPEN: int = 0  # still working
-    FILLED: int = 1
-    CANCELLED: int = 2
-    REJECTED: int = 3
-
-
-class _Info(NamedTuple):
-    NONE: int = 0
-    POST_ONLY: int = 1  # a post-only limit would have crossed the spread
-    NOT_MARKETABLE: int = 2  # an IOC/FOK limit that could not fill on arrival
-    IOC_REMAINDER: int = 3  # the part of an IOC order beyond the volume cap
-    FOK_UNFILLED: int = 4  # a FOK order the volume cap could not fill whole
-    NO_CASH: int = 5
-    STOP_TOO_WIDE: int = 6  # stop distance beyond SAFETY.MAX_STOP_LOSS_PCT
-    REPLACED: int = 7  # cancelled by a later decision
-    NOTHING_TO_CLOSE: int = 8  # an exit found the position already closed
-
-
-class _Reason(NamedTuple):
-    SIGNAL: int = 0
-    ORDER: int = 1
-    STOP_LOSS: int = 2
-    TAKE_PROFIT: int = 3
-    TRAILING_STOP: int = 4
-    TIME_STOP: int = 5
-
-
-Side, OrderType, TimeInForce, Arrival = _Side(), _OrderType(), _TimeInForce(), _Arrival()
-Status, Info, Reason = _Status(), _Info(), _Reason()
-
-
-def code_name(codes: NamedTuple, value: int) -> str:
-    "Lower-case name of `value` in a code namespace, e.g. `code_name(Status, 1)` -> 'filled'."
-    return codes._fields[codes.index(value)].lower()
-
+SIDE, ORDER_TYPE, TIF, REASON = Side.namespace(), OrderType.namespace(), TimeInForce.namespace(), Reason.namespace()
+STATUS, INFO, ARRIVAL = Status.namespace(), Info.namespace(), Arrival.namespace()
 
 # %%
-test_eq(code_name(Status, Status.FILLED), "filled")
-test_eq(code_name(Side, -1), "sell")
-test_eq(code_name(Reason, Reason.TRAILING_STOP), "trailing_stop")
+test_eq((SIDE.BUY, ORDER_TYPE.STOP_LIMIT, TIF.FOK, STATUS.FILLED, Info.of(INFO.NO_CASH)), (1, 3, 2, 1, Info.NO_CASH))
 
 
 # %% [markdown]
@@ -148,7 +90,7 @@ class Bar(NamedTuple):
 
 class WorkingOrder(NamedTuple):
     "What is left of an order."
-    side: int  # Side.BUY or Side.SELL
+    side: int  # SIDE.BUY or SIDE.SELL
     type: int  # OrderType
     qty: float  # units still wanted; inf: as many as `notional` or the cash limit allows
     notional: float = np.inf  # spend at most this much (price × qty); inf: no such limit
@@ -197,10 +139,10 @@ def taker_price_nb(side: int, price: float, bar: Bar, params: FillParams) -> flo
 # %%
 p = FillParams(spread=0.001, slippage=0.0005, vol_k=0.5)
 bar = Bar(100.0, 102.0, 99.0, 101.0, volume=1_000.0, vol=2.0)
-test_close(taker_price_nb(Side.BUY, 100.0, bar, p), 100 + 0.05 + 0.05 + 1.0)  # half spread, slippage, k·vol
-test_close(taker_price_nb(Side.SELL, 100.0, bar, p), 100 - 0.05 - 0.05 - 1.0)
-test_close(taker_price_nb(Side.BUY, 100.0, bar._replace(spread=0.4), p), 100 + 0.2 + 0.05 + 1.0)  # spread from data
-test_eq(taker_price_nb(Side.BUY, 100.0, bar._replace(vol=np.nan), FillParams(slippage=0.01)), 100 * (1 + 0.01))
+test_close(taker_price_nb(SIDE.BUY, 100.0, bar, p), 100 + 0.05 + 0.05 + 1.0)  # half spread, slippage, k·vol
+test_close(taker_price_nb(SIDE.SELL, 100.0, bar, p), 100 - 0.05 - 0.05 - 1.0)
+test_close(taker_price_nb(SIDE.BUY, 100.0, bar._replace(spread=0.4), p), 100 + 0.2 + 0.05 + 1.0)  # spread from data
+test_eq(taker_price_nb(SIDE.BUY, 100.0, bar._replace(vol=np.nan), FillParams(slippage=0.01)), 100 * (1 + 0.01))
 
 
 # %% [markdown]
@@ -240,13 +182,13 @@ def through_nb(side: int, limit: float, open: float, high: float, low: float, fr
 
 
 # %%
-test_eq(trigger_nb(Side.BUY, 105.0, 100.0, 106.0, 99.0, True), 105.0)  # touched inside the bar
-test_eq(trigger_nb(Side.BUY, 105.0, 107.0, 108.0, 106.0, True), 107.0)  # gapped through: the open
-test_eq(np.isnan(trigger_nb(Side.BUY, 105.0, 100.0, 106.0, 99.0, False)), True)  # arrived at the close: no path left
-test_eq(trigger_nb(Side.SELL, 95.0, 100.0, 101.0, 95.0, True), 95.0)  # a touch triggers
-test_eq(through_nb(Side.BUY, 99.0, 100.0, 101.0, 98.5, True), 99.0)
-test_eq(np.isnan(through_nb(Side.BUY, 99.0, 100.0, 101.0, 99.0, True)), True)  # touched only: no fill
-test_eq(through_nb(Side.BUY, 99.0, 97.0, 98.0, 96.0, True), 97.0)  # the bar opened below a resting buy
+test_eq(trigger_nb(SIDE.BUY, 105.0, 100.0, 106.0, 99.0, True), 105.0)  # touched inside the bar
+test_eq(trigger_nb(SIDE.BUY, 105.0, 107.0, 108.0, 106.0, True), 107.0)  # gapped through: the open
+test_eq(np.isnan(trigger_nb(SIDE.BUY, 105.0, 100.0, 106.0, 99.0, False)), True)  # arrived at the close: no path left
+test_eq(trigger_nb(SIDE.SELL, 95.0, 100.0, 101.0, 95.0, True), 95.0)  # a touch triggers
+test_eq(through_nb(SIDE.BUY, 99.0, 100.0, 101.0, 98.5, True), 99.0)
+test_eq(np.isnan(through_nb(SIDE.BUY, 99.0, 100.0, 101.0, 99.0, True)), True)  # touched only: no fill
+test_eq(through_nb(SIDE.BUY, 99.0, 97.0, 98.0, 96.0, True), 97.0)  # the bar opened below a resting buy
 
 
 # %% [markdown]
@@ -283,23 +225,23 @@ def _size_fill_nb(order: WorkingOrder, price: float, maker: bool, triggered: boo
     if cash_capped:
         want = afford
     if not (want > 0.0 and want < np.inf):
-        return FillResult(0.0, np.nan, 0.0, False, Status.REJECTED, Info.NO_CASH, 0.0, triggered)
+        return FillResult(0.0, np.nan, 0.0, False, STATUS.REJECTED, INFO.NO_CASH, 0.0, triggered)
     qty = min(want, participation_cap_nb(bar.volume, params.participation))
     if want - qty <= 1e-9 * want:  # leave no dust of rounding working
         qty = want
-    if qty < want and order.tif == TimeInForce.FOK:
-        return FillResult(0.0, np.nan, 0.0, False, Status.CANCELLED, Info.FOK_UNFILLED, 0.0, triggered)
+    if qty < want and order.tif == TIF.FOK:
+        return FillResult(0.0, np.nan, 0.0, False, STATUS.CANCELLED, INFO.FOK_UNFILLED, 0.0, triggered)
     remaining = want - qty
-    status, info = Status.FILLED, Info.NONE
+    status, info = STATUS.FILLED, INFO.NONE
     if remaining > 0.0:
-        gtc = order.tif == TimeInForce.GTC
-        status, info = (Status.OPEN, Info.NONE) if gtc else (Status.CANCELLED, Info.IOC_REMAINDER)
+        gtc = order.tif == TIF.GTC
+        status, info = (STATUS.OPEN, INFO.NONE) if gtc else (STATUS.CANCELLED, INFO.IOC_REMAINDER)
     if not qty > 0.0:
         return FillResult(0.0, np.nan, 0.0, False, status, info, remaining, triggered)
     notional = qty * price
     # spend the cash limit exactly, as vectorbt does, so a cash-sized order leaves no crumbs of cash
     fee = cash_limit - notional if cash_capped and remaining == 0.0 and fee_rate != 0.0 else notional * fee_rate
-    return FillResult(qty, price, fee, maker, status, info, remaining if status == Status.OPEN else 0.0, triggered)
+    return FillResult(qty, price, fee, maker, status, info, remaining if status == STATUS.OPEN else 0.0, triggered)
 
 
 # %%
@@ -327,15 +269,15 @@ def _limit_fill_nb(order: WorkingOrder, at: float, path: bool, arriving: bool, b
         touch = at + side * half_spread_nb(at, bar.spread, params.spread)
         if side * (limit - touch) >= 0:
             if order.post_only:
-                return np.nan, False, Info.POST_ONLY
+                return np.nan, False, INFO.POST_ONLY
             price = taker_price_nb(side, at, bar, params)
-            return (limit if side * (price - limit) > 0 else price), False, Info.NONE
-        if order.tif != TimeInForce.GTC:
-            return np.nan, False, Info.NOT_MARKETABLE
+            return (limit if side * (price - limit) > 0 else price), False, INFO.NONE
+        if order.tif != TIF.GTC:
+            return np.nan, False, INFO.NOT_MARKETABLE
         if not path:
-            return np.nan, False, Info.NONE
-        return through_nb(side, limit, bar.open, bar.high, bar.low, False), True, Info.NONE
-    return through_nb(side, limit, bar.open, bar.high, bar.low, True), True, Info.NONE
+            return np.nan, False, INFO.NONE
+        return through_nb(side, limit, bar.open, bar.high, bar.low, False), True, INFO.NONE
+    return through_nb(side, limit, bar.open, bar.high, bar.low, True), True, INFO.NONE
 
 
 # %% [markdown]
@@ -357,13 +299,13 @@ def fill_order_nb(order: WorkingOrder,  # what is left of the order
                   params: FillParams,  # the fill model's settings
                  ) -> FillResult:  # fill of this bar and the order's status after it
     "Run one working order through one bar: trigger, price, fee, partial fill and time in force."
-    at_close = arrival == Arrival.CLOSE
+    at_close = arrival == ARRIVAL.CLOSE
     first = bar.close if at_close else bar.open
     path = not at_close
     side, triggered = order.side, order.triggered
-    arriving = arrival != Arrival.RESTING
-    working = FillResult(0.0, np.nan, 0.0, False, Status.OPEN, Info.NONE, order.qty, triggered)
-    if order.type == OrderType.STOP or order.type == OrderType.STOP_LIMIT:
+    arriving = arrival != ARRIVAL.RESTING
+    working = FillResult(0.0, np.nan, 0.0, False, STATUS.OPEN, INFO.NONE, order.qty, triggered)
+    if order.type == ORDER_TYPE.STOP or order.type == ORDER_TYPE.STOP_LIMIT:
         if not triggered:
             trig = trigger_nb(side, order.stop, first, bar.high, bar.low, path)
             if trig != trig:
@@ -371,18 +313,18 @@ def fill_order_nb(order: WorkingOrder,  # what is left of the order
             triggered, arriving = True, True
             if trig != first:  # triggered inside the bar: the rest of the bar's path is unknown
                 first, path = trig, False
-            working = FillResult(0.0, np.nan, 0.0, False, Status.OPEN, Info.NONE, order.qty, True)
-        if order.type == OrderType.STOP:
+            working = FillResult(0.0, np.nan, 0.0, False, STATUS.OPEN, INFO.NONE, order.qty, True)
+        if order.type == ORDER_TYPE.STOP:
             return _size_fill_nb(order, taker_price_nb(side, first, bar, params), False, triggered, bar, cash_limit,
                                  params)
-    if order.type == OrderType.MARKET:
+    if order.type == ORDER_TYPE.MARKET:
         return _size_fill_nb(order, taker_price_nb(side, first, bar, params), False, triggered, bar, cash_limit,
                              params)
     price, maker, info = _limit_fill_nb(order, first, path, arriving, bar, params)
-    if info == Info.POST_ONLY:
-        return FillResult(0.0, np.nan, 0.0, False, Status.REJECTED, info, 0.0, triggered)
-    if info == Info.NOT_MARKETABLE:
-        return FillResult(0.0, np.nan, 0.0, False, Status.CANCELLED, info, 0.0, triggered)
+    if info == INFO.POST_ONLY:
+        return FillResult(0.0, np.nan, 0.0, False, STATUS.REJECTED, info, 0.0, triggered)
+    if info == INFO.NOT_MARKETABLE:
+        return FillResult(0.0, np.nan, 0.0, False, STATUS.CANCELLED, info, 0.0, triggered)
     if price != price:
         return working
     return _size_fill_nb(order, price, maker, triggered, bar, cash_limit, params)
@@ -395,11 +337,11 @@ def fill_order_nb(order: WorkingOrder,  # what is left of the order
 # %%
 fees = FillParams(maker_fee=0.0002, taker_fee=0.00055, spread=0.0002)
 bar = Bar(open=100.0, high=103.0, low=98.0, close=102.0, volume=50.0)
-r = fill_order_nb(WorkingOrder(Side.BUY, OrderType.MARKET, 2.0), bar, Arrival.OPEN, np.inf, fees)
-test_eq((r.qty, r.status, r.maker), (2.0, Status.FILLED, False))
+r = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.MARKET, 2.0), bar, ARRIVAL.OPEN, np.inf, fees)
+test_eq((r.qty, r.status, r.maker), (2.0, STATUS.FILLED, False))
 test_close(r.price, 100.01)
 test_close(r.fee, 2 * 100.01 * 0.00055)
-r = fill_order_nb(WorkingOrder(Side.SELL, OrderType.MARKET, 2.0), bar, Arrival.CLOSE, np.inf, fees)
+r = fill_order_nb(WorkingOrder(SIDE.SELL, ORDER_TYPE.MARKET, 2.0), bar, ARRIVAL.CLOSE, np.inf, fees)
 test_close(r.price, 102 * (1 - 0.0001))  # at the close, less half the spread
 
 # %% [markdown]
@@ -407,30 +349,30 @@ test_close(r.price, 102 * (1 - 0.0001))  # at the close, less half the spread
 # marketable when it arrives is a taker (and never fills beyond its limit).
 
 # %%
-rest = fill_order_nb(WorkingOrder(Side.BUY, OrderType.LIMIT, 1.0, limit=99.0), bar, Arrival.OPEN, np.inf, fees)
-test_eq((rest.price, rest.maker, rest.status), (99.0, True, Status.FILLED))  # rested from the open, low 98 < 99
+rest = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.LIMIT, 1.0, limit=99.0), bar, ARRIVAL.OPEN, np.inf, fees)
+test_eq((rest.price, rest.maker, rest.status), (99.0, True, STATUS.FILLED))  # rested from the open, low 98 < 99
 test_close(rest.fee, 99.0 * 0.0002)
-cross = fill_order_nb(WorkingOrder(Side.BUY, OrderType.LIMIT, 1.0, limit=100.5), bar, Arrival.OPEN, np.inf, fees)
-test_eq((cross.maker, cross.status), (False, Status.FILLED))
+cross = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.LIMIT, 1.0, limit=100.5), bar, ARRIVAL.OPEN, np.inf, fees)
+test_eq((cross.maker, cross.status), (False, STATUS.FILLED))
 test_close(cross.price, 100.01)  # the ask, not the limit
 test_close(cross.fee, 100.01 * 0.00055)
-tight = fill_order_nb(WorkingOrder(Side.BUY, OrderType.LIMIT, 1.0, limit=100.015), bar, Arrival.OPEN, np.inf,
+tight = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.LIMIT, 1.0, limit=100.015), bar, ARRIVAL.OPEN, np.inf,
                       fees._replace(slippage=0.001))
 test_eq(tight.price, 100.015)  # marketable at the ask, slippage capped by the limit
-old = fill_order_nb(WorkingOrder(Side.BUY, OrderType.LIMIT, 1.0, limit=99.0), bar, Arrival.RESTING, np.inf, fees)
+old = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.LIMIT, 1.0, limit=99.0), bar, ARRIVAL.RESTING, np.inf, fees)
 test_eq((old.price, old.maker), (99.0, True))
-untouched = fill_order_nb(WorkingOrder(Side.BUY, OrderType.LIMIT, 1.0, limit=98.0), bar, Arrival.OPEN, np.inf, fees)
-test_eq((untouched.qty, untouched.status, untouched.remaining), (0.0, Status.OPEN, 1.0))  # low 98 only touched it
+untouched = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.LIMIT, 1.0, limit=98.0), bar, ARRIVAL.OPEN, np.inf, fees)
+test_eq((untouched.qty, untouched.status, untouched.remaining), (0.0, STATUS.OPEN, 1.0))  # low 98 only touched it
 
 # %% [markdown]
 # **Post-only** rejects a limit that would cross on arrival, and leaves a passive one alone.
 
 # %%
-po = WorkingOrder(Side.BUY, OrderType.LIMIT, 1.0, limit=100.5, post_only=True)
-r = fill_order_nb(po, bar, Arrival.OPEN, np.inf, fees)
-test_eq((r.status, r.info, r.qty), (Status.REJECTED, Info.POST_ONLY, 0.0))
-r = fill_order_nb(po._replace(limit=99.0), bar, Arrival.OPEN, np.inf, fees)
-test_eq((r.status, r.maker, r.price), (Status.FILLED, True, 99.0))
+po = WorkingOrder(SIDE.BUY, ORDER_TYPE.LIMIT, 1.0, limit=100.5, post_only=True)
+r = fill_order_nb(po, bar, ARRIVAL.OPEN, np.inf, fees)
+test_eq((r.status, r.info, r.qty), (STATUS.REJECTED, INFO.POST_ONLY, 0.0))
+r = fill_order_nb(po._replace(limit=99.0), bar, ARRIVAL.OPEN, np.inf, fees)
+test_eq((r.status, r.maker, r.price), (STATUS.FILLED, True, 99.0))
 
 # %% [markdown]
 # **Partial fills and their remainder.** With 10 % participation a bar of volume 50 gives at most 5
@@ -439,38 +381,38 @@ test_eq((r.status, r.maker, r.price), (Status.FILLED, True, 99.0))
 
 # %%
 capped = fees._replace(participation=0.1)
-gtc = WorkingOrder(Side.BUY, OrderType.MARKET, 10.0, tif=TimeInForce.GTC)
-r1 = fill_order_nb(gtc, bar, Arrival.OPEN, np.inf, capped)
-test_eq((r1.qty, r1.status, r1.remaining), (5.0, Status.OPEN, 5.0))
-r2 = fill_order_nb(gtc._replace(qty=r1.remaining), Bar(102.0, 104.0, 101.0, 103.0, 80.0), Arrival.RESTING, np.inf,
+gtc = WorkingOrder(SIDE.BUY, ORDER_TYPE.MARKET, 10.0, tif=TIF.GTC)
+r1 = fill_order_nb(gtc, bar, ARRIVAL.OPEN, np.inf, capped)
+test_eq((r1.qty, r1.status, r1.remaining), (5.0, STATUS.OPEN, 5.0))
+r2 = fill_order_nb(gtc._replace(qty=r1.remaining), Bar(102.0, 104.0, 101.0, 103.0, 80.0), ARRIVAL.RESTING, np.inf,
                    capped)
-test_eq((r2.qty, r2.status, r2.remaining), (5.0, Status.FILLED, 0.0))
+test_eq((r2.qty, r2.status, r2.remaining), (5.0, STATUS.FILLED, 0.0))
 test_close(r2.price, 102.0 * 1.0001)  # the carried remainder meets the next bar's open
-r = fill_order_nb(gtc._replace(tif=TimeInForce.IOC), bar, Arrival.OPEN, np.inf, capped)
-test_eq((r.qty, r.status, r.info, r.remaining), (5.0, Status.CANCELLED, Info.IOC_REMAINDER, 0.0))
-r = fill_order_nb(gtc._replace(tif=TimeInForce.FOK), bar, Arrival.OPEN, np.inf, capped)
-test_eq((r.qty, r.status, r.info), (0.0, Status.CANCELLED, Info.FOK_UNFILLED))
-r = fill_order_nb(gtc._replace(tif=TimeInForce.FOK, qty=5.0), bar, Arrival.OPEN, np.inf, capped)
-test_eq((r.qty, r.status), (5.0, Status.FILLED))  # everything fits: FOK fills
-r = fill_order_nb(WorkingOrder(Side.BUY, OrderType.LIMIT, 1.0, limit=99.0, tif=TimeInForce.IOC), bar, Arrival.OPEN,
+r = fill_order_nb(gtc._replace(tif=TIF.IOC), bar, ARRIVAL.OPEN, np.inf, capped)
+test_eq((r.qty, r.status, r.info, r.remaining), (5.0, STATUS.CANCELLED, INFO.IOC_REMAINDER, 0.0))
+r = fill_order_nb(gtc._replace(tif=TIF.FOK), bar, ARRIVAL.OPEN, np.inf, capped)
+test_eq((r.qty, r.status, r.info), (0.0, STATUS.CANCELLED, INFO.FOK_UNFILLED))
+r = fill_order_nb(gtc._replace(tif=TIF.FOK, qty=5.0), bar, ARRIVAL.OPEN, np.inf, capped)
+test_eq((r.qty, r.status), (5.0, STATUS.FILLED))  # everything fits: FOK fills
+r = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.LIMIT, 1.0, limit=99.0, tif=TIF.IOC), bar, ARRIVAL.OPEN,
                   np.inf, fees)
-test_eq((r.qty, r.status, r.info), (0.0, Status.CANCELLED, Info.NOT_MARKETABLE))
+test_eq((r.qty, r.status, r.info), (0.0, STATUS.CANCELLED, INFO.NOT_MARKETABLE))
 
 # %% [markdown]
 # **Cash.** An order sized by cash (`qty=inf`) buys what the cash limit pays for, fee included, and
 # spends it exactly; a larger order is cut to what the cash pays for; no cash is a rejection.
 
 # %%
-r = fill_order_nb(WorkingOrder(Side.BUY, OrderType.MARKET, np.inf), bar, Arrival.OPEN, 1_000.0, fees)
+r = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.MARKET, np.inf), bar, ARRIVAL.OPEN, 1_000.0, fees)
 test_close(r.qty, 1_000.0 / 1.00055 / 100.01)
 test_close(r.qty * r.price + r.fee, 1_000.0, eps=1e-12)
-r = fill_order_nb(WorkingOrder(Side.BUY, OrderType.MARKET, np.inf, notional=500.0), bar, Arrival.OPEN, 1_000.0, fees)
+r = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.MARKET, np.inf, notional=500.0), bar, ARRIVAL.OPEN, 1_000.0, fees)
 test_close(r.qty * r.price, 500.0)
-r = fill_order_nb(WorkingOrder(Side.BUY, OrderType.MARKET, 0.5), bar, Arrival.OPEN, 10.0, fees)
+r = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.MARKET, 0.5), bar, ARRIVAL.OPEN, 10.0, fees)
 test_close(r.qty * r.price + r.fee, 10.0)
-test_eq(r.status, Status.FILLED)
-r = fill_order_nb(WorkingOrder(Side.BUY, OrderType.MARKET, 1.0), bar, Arrival.OPEN, 0.0, fees)
-test_eq((r.status, r.info), (Status.REJECTED, Info.NO_CASH))
+test_eq(r.status, STATUS.FILLED)
+r = fill_order_nb(WorkingOrder(SIDE.BUY, ORDER_TYPE.MARKET, 1.0), bar, ARRIVAL.OPEN, 0.0, fees)
+test_eq((r.status, r.info), (STATUS.REJECTED, INFO.NO_CASH))
 
 # %% [markdown]
 # **Stop and stop-limit orders.** A buy stop at 101 triggers inside the bar and fills as a taker at
@@ -478,20 +420,20 @@ test_eq((r.status, r.info), (Status.REJECTED, Info.NO_CASH))
 # its limit is marketable at the trigger; otherwise it rests, and fills as a maker in a later bar.
 
 # %%
-stop = WorkingOrder(Side.BUY, OrderType.STOP, 1.0, stop=101.0)
-r = fill_order_nb(stop, bar, Arrival.RESTING, np.inf, fees)
+stop = WorkingOrder(SIDE.BUY, ORDER_TYPE.STOP, 1.0, stop=101.0)
+r = fill_order_nb(stop, bar, ARRIVAL.RESTING, np.inf, fees)
 test_eq((r.triggered, r.maker), (True, False))
 test_close(r.price, 101 * 1.0001)
-r = fill_order_nb(stop, Bar(104.0, 105.0, 103.0, 104.5), Arrival.RESTING, np.inf, fees)
+r = fill_order_nb(stop, Bar(104.0, 105.0, 103.0, 104.5), ARRIVAL.RESTING, np.inf, fees)
 test_close(r.price, 104 * 1.0001)  # gap: the open
-r = fill_order_nb(stop._replace(stop=110.0), bar, Arrival.RESTING, np.inf, fees)
-test_eq((r.status, r.triggered, r.qty), (Status.OPEN, False, 0.0))
-sl = WorkingOrder(Side.BUY, OrderType.STOP_LIMIT, 1.0, stop=101.0, limit=100.5)
-r = fill_order_nb(sl, bar, Arrival.RESTING, np.inf, fees)
-test_eq((r.status, r.triggered, r.qty), (Status.OPEN, True, 0.0))  # ask at the trigger is above the limit
-r = fill_order_nb(sl._replace(triggered=True), Bar(101.5, 101.8, 100.0, 101.0), Arrival.RESTING, np.inf, fees)
+r = fill_order_nb(stop._replace(stop=110.0), bar, ARRIVAL.RESTING, np.inf, fees)
+test_eq((r.status, r.triggered, r.qty), (STATUS.OPEN, False, 0.0))
+sl = WorkingOrder(SIDE.BUY, ORDER_TYPE.STOP_LIMIT, 1.0, stop=101.0, limit=100.5)
+r = fill_order_nb(sl, bar, ARRIVAL.RESTING, np.inf, fees)
+test_eq((r.status, r.triggered, r.qty), (STATUS.OPEN, True, 0.0))  # ask at the trigger is above the limit
+r = fill_order_nb(sl._replace(triggered=True), Bar(101.5, 101.8, 100.0, 101.0), ARRIVAL.RESTING, np.inf, fees)
 test_eq((r.price, r.maker), (100.5, True))
-r = fill_order_nb(sl._replace(limit=101.5), bar, Arrival.RESTING, np.inf, fees)
+r = fill_order_nb(sl._replace(limit=101.5), bar, ARRIVAL.RESTING, np.inf, fees)
 test_close(r.price, 101 * 1.0001)
 test_eq(r.maker, False)
 
@@ -535,9 +477,9 @@ def protective_exit_nb(direction: int,  # +1 long, -1 short
                        open: float, high: float, low: float,  # the bar's path from where it is checked
                       ) -> tuple[float, int]:  # (price the level trades at, Reason); NaN, -1 when none
     "First protective exit a position meets in a bar, stop before take-profit."
-    stop, reason = sl, Reason.STOP_LOSS
+    stop, reason = sl, REASON.STOP_LOSS
     if trail == trail and (sl != sl or direction * (trail - sl) > 0):
-        stop, reason = trail, Reason.TRAILING_STOP
+        stop, reason = trail, REASON.TRAILING_STOP
     if stop == stop:
         if direction * (open - stop) <= 0:
             return open, reason
@@ -545,9 +487,9 @@ def protective_exit_nb(direction: int,  # +1 long, -1 short
             return stop, reason
     if tp == tp:
         if direction * (open - tp) > 0:
-            return open, Reason.TAKE_PROFIT
+            return open, REASON.TAKE_PROFIT
         if (high > tp) if direction > 0 else (low < tp):
-            return tp, Reason.TAKE_PROFIT
+            return tp, REASON.TAKE_PROFIT
     return np.nan, -1
 
 
@@ -566,15 +508,78 @@ def stop_level_nb(direction: int, ref: float, frac: float) -> float:
 # %%
 long_sl, long_tp = stop_level_nb(1, 100.0, 0.02), stop_level_nb(-1, 100.0, 0.05)
 test_eq((long_sl, long_tp), (98.0, 105.0))
-test_eq(protective_exit_nb(1, 98.0, np.nan, 105.0, 101.0, 106.0, 97.0), (98.0, Reason.STOP_LOSS))  # both: stop first
-test_eq(protective_exit_nb(1, 98.0, np.nan, 105.0, 101.0, 106.0, 99.0), (105.0, Reason.TAKE_PROFIT))
-test_eq(protective_exit_nb(1, 98.0, np.nan, 105.0, 95.0, 96.0, 94.0), (95.0, Reason.STOP_LOSS))  # gap: the open
-test_eq(protective_exit_nb(1, 98.0, np.nan, 105.0, 107.0, 108.0, 106.0), (107.0, Reason.TAKE_PROFIT))
+test_eq(protective_exit_nb(1, 98.0, np.nan, 105.0, 101.0, 106.0, 97.0), (98.0, REASON.STOP_LOSS))  # both: stop first
+test_eq(protective_exit_nb(1, 98.0, np.nan, 105.0, 101.0, 106.0, 99.0), (105.0, REASON.TAKE_PROFIT))
+test_eq(protective_exit_nb(1, 98.0, np.nan, 105.0, 95.0, 96.0, 94.0), (95.0, REASON.STOP_LOSS))  # gap: the open
+test_eq(protective_exit_nb(1, 98.0, np.nan, 105.0, 107.0, 108.0, 106.0), (107.0, REASON.TAKE_PROFIT))
 test_eq(protective_exit_nb(1, 98.0, np.nan, 105.0, 101.0, 105.0, 99.0)[1], -1)  # TP touched, not traded through
-test_eq(protective_exit_nb(-1, 102.0, np.nan, 95.0, 99.0, 102.5, 94.0), (102.0, Reason.STOP_LOSS))  # short
-test_eq(protective_exit_nb(1, 98.0, 99.0, np.nan, 101.0, 102.0, 98.5), (99.0, Reason.TRAILING_STOP))  # tighter
+test_eq(protective_exit_nb(-1, 102.0, np.nan, 95.0, 99.0, 102.5, 94.0), (102.0, REASON.STOP_LOSS))  # short
+test_eq(protective_exit_nb(1, 98.0, 99.0, np.nan, 101.0, 102.0, 98.5), (99.0, REASON.TRAILING_STOP))  # tighter
 test_eq(trail_peak_nb(1, 101.0, 103.0, 99.0), 103.0)
 test_eq(trail_peak_nb(-1, 101.0, 103.0, 99.0), 99.0)
+
+
+# %% [markdown]
+# ## The stop rule
+# One rule places every protective level, in the backtester's loop, at the paper venue, in the SL/TP
+# manager and in the router's checks: a stop-loss `sl_dist` price units from the reference (an ATR
+# stop), or `sl_frac` of it; when both are given, the **tighter** one. The take-profit likewise: `tp_dist`
+# or `tp_frac` away, the nearer when both are given. `stop_distance_nb` is the distance the rule puts
+# the stop at in price units — what the 15 % cap, the asset's stop band and the risk sizing must see.
+
+# %%
+#| export
+@njit(cache=True)
+def stop_price_nb(direction: int,  # +1 long, -1 short
+                  ref: float,  # reference price: the entry (or average) price
+                  sl_frac: float,  # stop distance as a fraction of `ref` (NaN: none)
+                  sl_dist: float,  # stop distance in price units (NaN: none)
+                 ) -> float:  # the stop-loss price (NaN: no stop)
+    "The stop-loss price: `sl_dist` or `sl_frac` away from `ref` against the position, the tighter of the two."
+    level = stop_level_nb(direction, ref, sl_frac) if sl_frac == sl_frac else np.nan
+    if sl_dist == sl_dist:
+        by_dist = ref - direction * sl_dist
+        if level != level or direction * (by_dist - level) > 0:
+            level = by_dist
+    return level
+
+
+@njit(cache=True)
+def target_price_nb(direction: int,  # +1 long, -1 short
+                    ref: float,  # reference price: the entry (or average) price
+                    tp_frac: float,  # take-profit distance as a fraction of `ref` (NaN: none)
+                    tp_dist: float,  # take-profit distance in price units (NaN: none)
+                   ) -> float:  # the take-profit price (NaN: no target)
+    "The take-profit price: `tp_dist` or `tp_frac` away from `ref` in the position's favour, the nearer of the two."
+    level = stop_level_nb(-direction, ref, tp_frac) if tp_frac == tp_frac else np.nan
+    if tp_dist == tp_dist:
+        by_dist = ref + direction * tp_dist
+        if level != level or direction * (by_dist - level) < 0:
+            level = by_dist
+    return level
+
+
+@njit(cache=True)
+def stop_distance_nb(ref: float,  # reference price
+                     sl_frac: float,  # stop distance as a fraction of `ref` (NaN: none)
+                     sl_dist: float,  # stop distance in price units (NaN: none)
+                    ) -> float:  # the distance the stop rule puts the stop at, in price units (NaN: no stop)
+    "How far the stop rule puts the stop from `ref`: `sl_dist` or `ref × sl_frac`, the smaller (tighter) one."
+    by_pct = ref * sl_frac if sl_frac == sl_frac else np.nan
+    if sl_dist != sl_dist:
+        return by_pct
+    return sl_dist if by_pct != by_pct or sl_dist < by_pct else by_pct
+
+
+# %%
+test_eq(stop_price_nb(1, 100.0, 0.02, np.nan), 98.0)
+test_eq(stop_price_nb(1, 100.0, 0.02, 3.0), 98.0)  # the tighter: 2 % beats 3 points
+test_eq(stop_price_nb(-1, 100.0, 0.05, 3.0), 103.0)  # a short's stop above; 3 points beat 5 %
+test_eq(np.isnan(stop_price_nb(1, 100.0, np.nan, np.nan)), True)
+test_eq((target_price_nb(1, 100.0, 0.04, np.nan), target_price_nb(-1, 100.0, 0.04, 3.0)), (104.0, 97.0))
+test_eq((stop_distance_nb(100.0, 0.30, 2.0), stop_distance_nb(100.0, np.nan, 2.0)), (2.0, 2.0))  # what the cap sees
+test_close(stop_distance_nb(100.0, 0.01, 2.0), 1.0)
+test_eq(stop_price_nb(1, 30123.45, 0.02, np.nan), stop_level_nb(1, 30123.45, 0.02))  # bit for bit the % arithmetic
 
 
 # %% [markdown]
@@ -640,15 +645,15 @@ test_eq(funding_flow_nb(0.0, 30_000.0, 0.0001), 0.0)
 # by bar. Driving one GTC limit order through a few bars reproduces the partial fills above.
 
 # %%
-order = WorkingOrder(Side.BUY, OrderType.LIMIT, 12.0, limit=99.5, tif=TimeInForce.GTC)
+order = WorkingOrder(SIDE.BUY, ORDER_TYPE.LIMIT, 12.0, limit=99.5, tif=TIF.GTC)
 bars = [Bar(100.0, 100.5, 99.8, 100.2, 40.0), Bar(100.2, 100.3, 99.0, 99.2, 40.0), Bar(99.2, 99.6, 98.9, 99.4, 90.0)]
 fills = []
 for i, b in enumerate(bars):
-    r = fill_order_nb(order, b, Arrival.OPEN if i == 0 else Arrival.RESTING, np.inf, capped)
+    r = fill_order_nb(order, b, ARRIVAL.OPEN if i == 0 else ARRIVAL.RESTING, np.inf, capped)
     fills.append((i, r.qty, r.price, r.maker))
     order = order._replace(qty=r.remaining)
-    if r.status != Status.OPEN:
+    if r.status != STATUS.OPEN:
         break
 test_eq(fills[0][1], 0.0)  # the first bar never traded through 99.5
 test_eq(fills[1:], [(1, 4.0, 99.5, True), (2, 8.0, 99.2, True)])  # 10 % of 40, then the rest at the lower open
-test_eq(r.status, Status.FILLED)
+test_eq(r.status, STATUS.FILLED)

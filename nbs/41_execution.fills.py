@@ -17,16 +17,17 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 import talib
 
 from tradingbot.config import get_key
-from tradingbot.execution._nb import (Arrival, Bar, FillParams, OrderType, Side, Status, TimeInForce, WorkingOrder,
-                                      arrival_bar_nb, code_name, fill_order_nb)
+from tradingbot.execution._nb import ARRIVAL, STATUS, Bar, FillParams, WorkingOrder, arrival_bar_nb, fill_order_nb
+from tradingbot.execution.enums import OrderType, Side, Status, TimeInForce
 
 # %%
 #| hide
@@ -35,33 +36,6 @@ from fastcore.test import test_close, test_eq, test_fail
 from tradingbot.data.samples import load_sample
 
 btc, es = load_sample("btcusd_1h"), load_sample("es_1m")
-
-# %% [markdown]
-# ## Names for the codes
-# Users write `"limit"`, `"IOC"`, `"sell"`; kernels read integers.
-
-# %%
-#| export
-ORDER_TYPES = {code_name(OrderType, v): v for v in OrderType}  # 'market', 'limit', 'stop', 'stop_limit'
-TIME_IN_FORCE = {k: getattr(TimeInForce, k) for k in TimeInForce._fields}  # 'GTC', 'IOC', 'FOK'
-SIDES = {"buy": Side.BUY, "sell": Side.SELL}
-
-
-def lookup_code(table: dict, name: str | int, what: str) -> int:
-    "The code of `name` in `table` (an int passes through if valid), or a ValueError listing the valid names."
-    if isinstance(name, (int, np.integer)) and not isinstance(name, bool) and int(name) in table.values():
-        return int(name)
-    if isinstance(name, str) and name in table:
-        return table[name]
-    raise ValueError(f"unknown {what} {name!r}; valid: {', '.join(table)}")
-
-
-# %%
-test_eq(ORDER_TYPES, {"market": 0, "limit": 1, "stop": 2, "stop_limit": 3})
-test_eq(lookup_code(TIME_IN_FORCE, "IOC", "time in force"), TimeInForce.IOC)
-test_eq(lookup_code(ORDER_TYPES, 3, "order type"), OrderType.STOP_LIMIT)
-test_fail(lambda: lookup_code(ORDER_TYPES, "stoplimit", "order type"),
-          contains="unknown order type 'stoplimit'; valid: market, limit, stop, stop_limit")
 
 
 # %% [markdown]
@@ -84,7 +58,7 @@ class FillConfig:
     vol_window: int = 14  # bars in the volatility estimate
     participation: float = math.inf  # most of a bar's volume one order takes per bar (0.1 = 10 %)
     latency_bars: int = 0  # a decision at bar t reaches the market at bar t + 1 + latency
-    tif: Literal["GTC", "IOC", "FOK"] = "GTC"  # time in force of the orders a backtest places
+    tif: TimeInForce | str = "GTC"  # time in force of the orders a backtest places: GTC, IOC or FOK
     post_only: bool = False  # limit orders only ever rest (a crossing one is rejected)
     funding_rate: float | pd.Series | None = None  # perpetuals: rate per settlement (0.0001 = 0.01 %), or a series
     funding_interval_h: int = 8  # hours between funding settlements (on a UTC grid from midnight)
@@ -104,7 +78,7 @@ class FillConfig:
         if self.vol_kind not in ("atr", "sigma") or not self.vol_window >= 2:
             raise ValueError(f"FillConfig.vol_kind must be 'atr' or 'sigma' and vol_window >= 2, "
                              f"got {self.vol_kind!r}, {self.vol_window!r}")
-        lookup_code(TIME_IN_FORCE, self.tif, "time in force")
+        object.__setattr__(self, "tif", TimeInForce.parse(self.tif, "time in force"))
         if not (isinstance(self.funding_interval_h, int) and 24 % self.funding_interval_h == 0):
             raise ValueError(f"FillConfig.funding_interval_h must divide 24, got {self.funding_interval_h!r}")
 
@@ -125,6 +99,22 @@ class FillConfig:
             base["funding_interval_h"] = spec["funding_interval_h"]
         return cls(**(base | overrides))
 
+    @classmethod
+    def of(cls, fill: FillConfig | Mapping[str, Any] | None,  # a FillConfig, a dict of its fields, or None
+           ) -> FillConfig:
+        "A FillConfig from what a user passes as `fill=`: the config itself, a dict of its fields, or None (no costs)."
+        if fill is None:
+            return cls()
+        if isinstance(fill, cls):
+            return fill
+        if isinstance(fill, Mapping):
+            names = {f.name for f in fields(cls)}
+            unknown = sorted(set(fill) - names)
+            if unknown:
+                raise ValueError(f"fill has unknown field(s) {unknown}; FillConfig fields: {', '.join(sorted(names))}")
+            return cls(**fill)
+        raise TypeError(f"fill must be a FillConfig or a dict of its fields, got {type(fill).__name__}")
+
 
 # %%
 cfg = FillConfig(maker_fee_pct=0.02, taker_fee_pct=0.055, spread_pct=0.01, participation=0.1)
@@ -133,8 +123,12 @@ perp = FillConfig.for_asset("crypto_futures", funding_rate=0.0001)
 test_eq((perp.maker_fee_pct, perp.taker_fee_pct, perp.funding_interval_h), (0.02, 0.055, 8))
 test_fail(lambda: FillConfig(participation=0), contains="participation must be > 0")
 test_fail(lambda: FillConfig(tif="DAY"), contains="unknown time in force 'DAY'; valid: GTC, IOC, FOK")
+test_eq((FillConfig(tif="IOC").tif, FillConfig(tif="IOC").tif.code), (TimeInForce.IOC, 1))
 test_fail(lambda: FillConfig(latency_bars=-1), contains="latency_bars must be an int >= 0")
 test_fail(lambda: FillConfig.for_asset("stocks"), contains="unknown asset 'stocks'")
+test_eq(FillConfig.of({"taker_fee_pct": 0.1}), FillConfig(taker_fee_pct=0.1))
+test_eq(FillConfig.of(None), FillConfig())
+test_fail(lambda: FillConfig.of({"fee_pct": 0.1}), contains="fill has unknown field(s) ['fee_pct']; FillConfig fields:")
 
 
 # %% [markdown]
@@ -303,24 +297,24 @@ def replay_order(bars: pd.DataFrame,  # the market, from before the decision on
                 ) -> tuple[pd.DataFrame, str]:  # fills (ts, qty, price, fee, maker) and the final status
     "Run one order through the bars after its decision with the fill kernels, as the paper broker does."
     arrays, params = bar_arrays(bars, config), config.params()
-    order = WorkingOrder(lookup_code(SIDES, side, "side"), lookup_code(ORDER_TYPES, order_type, "order type"),
-                         float(qty), limit=float(limit), stop=float(stop),
-                         tif=lookup_code(TIME_IN_FORCE, config.tif, "time in force"), post_only=config.post_only)
+    order = WorkingOrder(Side.parse(side, "side").code, OrderType.parse(order_type, "order type").code,
+                         float(qty), limit=float(limit), stop=float(stop), tif=config.tif.code,
+                         post_only=config.post_only)
     first = arrival_bar_nb(int(bars.index.get_loc(decision_ts)), config.latency_bars, at_close)
-    fills, status = [], Status.OPEN
+    fills, status = [], STATUS.OPEN
     for i in range(first, len(bars)):
-        arrival = (Arrival.CLOSE if at_close else Arrival.OPEN) if i == first else Arrival.RESTING
-        r = fill_order_nb(order, bar_at(arrays, i, arrival == Arrival.CLOSE), arrival, cash, params)
+        arrival = (ARRIVAL.CLOSE if at_close else ARRIVAL.OPEN) if i == first else ARRIVAL.RESTING
+        r = fill_order_nb(order, bar_at(arrays, i, arrival == ARRIVAL.CLOSE), arrival, cash, params)
         if r.qty > 0:
             fills.append((bars.index[i], r.qty, r.price, r.fee, r.maker))
             cash -= r.qty * r.price + r.fee
         # once part of it filled, what remains is a number of units
         notional = np.inf if r.qty > 0 else order.notional
         order, status = order._replace(qty=r.remaining, triggered=r.triggered, notional=notional), r.status
-        if status != Status.OPEN:
+        if status != STATUS.OPEN:
             break
     frame = pd.DataFrame(fills, columns=["ts", "qty", "price", "fee", "maker"]).set_index("ts")
-    return frame, code_name(Status, status)
+    return frame, Status.of(status)
 
 
 # %% [markdown]

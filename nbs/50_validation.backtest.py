@@ -1,7 +1,7 @@
 # %% [markdown]
 # # Backtester
 #
-# > Event-driven backtests on bars: signals or per-bar orders in, the one fill model of `tradingbot.execution` applied bar by bar in numba, orders, fills, trades and the equity curve out as DataFrames; and parallel parameter sweeps.
+# > Event-driven backtests on bars: signals or per-bar orders in, the one fill model of `tradingbot.execution` applied bar by bar in numba, orders, fills, trades and the equity curve out as DataFrames, a summary and a plot; and parallel parameter sweeps.
 
 # %%
 #| default_exp validation.backtest
@@ -17,13 +17,25 @@
 # after the decision. `price="close"` fills at the decision bar's own close: vectorbt's convention,
 # kept so that the two can be checked against each other (`tests/test_backtest_vectorbt_parity.py`);
 # it is not a tradeable assumption.
+#
+# **Two ways to size.** A research backtest (no `asset`) spends all free cash on each entry, with no
+# costs unless `fill=` gives them — the vectorbt habit. With `asset="crypto_spot"` (any asset of
+# `config/assets.json`) the backtest trades as paper and live will: the asset's fees, lot step, minimum
+# notional, stop band and shorting rule, the paper session's starting equity, and `sizing="risk"` — the
+# $10 rule, the risk tiers, the drawdown cut and every cap of `tradingbot.execution.risk`, computed by
+# the same kernels the router calls.
+#
+# **Units.** Percent parameters are named `*_pct` and take percent: `sl_pct=2` is a 2 % stop. A value
+# under 0.1 where a stop is expected (`sl_pct=0.02`, the vectorbt habit for 2 %) is almost always a
+# fraction by mistake, so it warns.
 
 # %%
 #| export
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -32,12 +44,14 @@ import numba
 import numpy as np
 import pandas as pd
 
-from tradingbot.data.timeframes import check_time_index
-from tradingbot.execution._nb import Info, OrderType, Reason, Side, Status, TimeInForce
-from tradingbot.execution.fills import (ORDER_TYPES, TIME_IN_FORCE, FillConfig, check_stop_pct, funding_rates,
-                                        lookup_code, max_stop_pct, volatility)
+from tradingbot.config import get_key
+from tradingbot.data.timeframes import check_time_index, timeframe_delta
+from tradingbot.execution.enums import Info, OrderType, Reason, Side, Sizing, Status, TimeInForce
+from tradingbot.execution.fills import FillConfig, check_stop_pct, funding_rates, max_stop_pct, volatility
+from tradingbot.execution.risk import AssetRules, RiskConfig
 from tradingbot.validation._backtest_nb import (FILL_DT, ORDER_DT, STAT_FIELDS, TRADE_DT, Market, OrderArrays,
-                                                Signals, SimConfig, Sizing, Stops, new_state, run_nb)
+                                                SignalRows, SimConfig, Stops, new_state, run_nb)
+from tradingbot.validation.metrics import periods_per_year, summary
 
 # %%
 #| hide
@@ -48,6 +62,27 @@ from tradingbot.data.samples import load_sample
 from tradingbot.execution.fills import replay_order
 
 spx, btc, es = load_sample("spx_1d"), load_sample("btcusd_1h"), load_sample("es_1m")
+
+# %% [markdown]
+# ## A first backtest: RSI-2 on the S&P 500
+# Connors' RSI-2 rule on twenty years of daily bars: buy when the 2-day RSI closes below 10 while the
+# close is above its 200-day average, sell when the RSI closes above 70. Decisions at the close, fills
+# at the next open, 0.05 % taker fees and a 1 bp spread. (This cell uses the package's `backtest`; the
+# rest of the lesson builds it.)
+
+# %%
+from tradingbot.validation.backtest import backtest as first_backtest  # noqa: E402
+
+close = spx.close.to_numpy()
+rsi2, sma200 = talib.RSI(close, 2), talib.SMA(close, 200)
+entries = pd.Series((rsi2 < 10) & (close > sma200), index=spx.index)
+exits = pd.Series(rsi2 > 70, index=spx.index)
+first = first_backtest(spx, entries, exits, fill={"taker_fee_pct": 0.05, "spread_pct": 0.01}, init_cash=10_000)
+first.plot(title="RSI-2 on the S&P 500: next-open fills, 0.05 % fees");
+
+# %%
+{k: round(v, 3) for k, v in first.summary().items() if k in ("total_return", "sharpe", "max_drawdown", "trades",
+                                                              "trade_win_rate", "trade_profit_factor")}
 
 
 # %% [markdown]
@@ -85,6 +120,7 @@ def _ro(a: np.ndarray) -> np.ndarray:
 
 _UNUSED_F, _UNUSED_B, _UNUSED_I = (_ro(np.full((1, 1), np.nan)), _ro(np.zeros((1, 1), np.bool_)),
                                    _ro(np.zeros((1, 1), np.int64)))  # placeholders of inputs a run does not use
+_NO_ORDERS = OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F)
 
 
 def _rows(frames: dict[str, pd.DataFrame], column: str, dtype=np.float64) -> np.ndarray:
@@ -121,15 +157,34 @@ def _per_symbol(x, frames: dict[str, pd.DataFrame], name: str, dtype) -> np.ndar
     return _ro(np.ascontiguousarray(arr, dtype=dtype))
 
 
-def _market(frames: dict[str, pd.DataFrame], fill: FillConfig) -> Market:
-    "The market rows the loop reads (spread, volatility and funding only when used)."
+def bar_length(bars: pd.DataFrame,  # bars with a time index
+               ) -> pd.Timedelta:  # the length of one bar
+    "A bar's length: `bars.attrs['timeframe']` when set, else the smallest spacing of the index."
+    tf = bars.attrs.get("timeframe")
+    if tf:
+        return timeframe_delta(tf)
+    if len(bars.index) < 2:
+        raise ValueError("cannot tell the bar length of fewer than two bars: set bars.attrs['timeframe']")
+    return (bars.index[1:] - bars.index[:-1]).min()
+
+
+def _close_days(frames: dict[str, pd.DataFrame]) -> np.ndarray:
+    "The UTC day of each bar's close, as the daily-loss cap counts days (one row)."
+    first = next(iter(frames.values()))
+    closes = first.index + bar_length(first)
+    return _ro((closes.asi8 // 86_400_000_000_000).astype(np.int64)[None, :])
+
+
+def _market(frames: dict[str, pd.DataFrame], fill: FillConfig, days: bool = False) -> Market:
+    "The market rows the loop reads (spread, volatility, funding and close days only when used)."
     index = next(iter(frames.values())).index
     spread = _rows(frames, "spread") if all("spread" in f for f in frames.values()) else _UNUSED_F
     vol = (_ro(np.stack([volatility(f, fill.vol_kind, fill.vol_window) for f in frames.values()]))
            if fill.vol_slippage_k else _UNUSED_F)
     funding = (_ro(np.tile(funding_rates(index, fill.funding_rate, fill.funding_interval_h), (len(frames), 1)))
                if fill.funding_rate is not None else _UNUSED_F)
-    return Market(*(_rows(frames, c) for c in ("open", "high", "low", "close", "volume")), spread, vol, funding)
+    return Market(*(_rows(frames, c) for c in ("open", "high", "low", "close", "volume")), spread, vol, funding,
+                  _close_days(frames) if days else _UNUSED_I)
 
 
 # %%
@@ -141,6 +196,9 @@ test_eq(np.shares_memory(m.close, spx.close.to_numpy()) or m.close.base is not N
 test_fail(lambda: _symbols({"a": spx, "b": btc}), contains="bars of 'b' are on another index")
 test_fail(lambda: _per_symbol(pd.Series(True, index=spx.index[:10]), one, "entries", np.bool_),
           contains="entries must be on the bars' index")
+test_eq(bar_length(btc), pd.Timedelta(hours=1))
+days = _market(_symbols(btc.iloc[:30]), FillConfig(), days=True).day[0]
+test_eq(days[btc.index[:30].hour == 23][0] - days[0], 1)  # the 23:00 bar closes at midnight: the next day
 
 
 # %% [markdown]
@@ -166,14 +224,14 @@ def _order_arrays(orders, frames: dict[str, pd.DataFrame]) -> OrderArrays | None
         if "size" not in frame or not frame.index.equals(index):
             raise ValueError(f"orders of {sym!r} need a 'size' column on the bars' index")
         types = frame["type"] if "type" in frame else pd.Series("market", index=index)
-        codes = np.array([lookup_code(ORDER_TYPES, t, "order type") for t in types.unique()])
-        code = types.map(dict(zip(types.unique(), codes))).to_numpy(dtype=np.int64)
+        codes = {t: OrderType.parse(t, "order type").code for t in types.unique()}
+        code = types.map(codes).to_numpy(dtype=np.int64)
         size = frame["size"].to_numpy(dtype=np.float64)
         limit = frame["limit"].to_numpy(dtype=np.float64) if "limit" in frame else np.full(len(index), np.nan)
         stop = frame["stop"].to_numpy(dtype=np.float64) if "stop" in frame else np.full(len(index), np.nan)
         live = (size == size) & (size != 0)
         for need, price, label in ((OrderType.LIMIT, limit, "limit"), (OrderType.STOP, stop, "stop")):
-            uses = live & ((code == need) | (code == OrderType.STOP_LIMIT))
+            uses = live & ((code == need.code) | (code == OrderType.STOP_LIMIT.code))
             bad = uses & ~(np.isfinite(price) & (price > 0))
             if bad.any():
                 raise ValueError(f"orders of {sym!r}: the order at {index[bad][0]} needs a positive '{label}' price")
@@ -194,25 +252,26 @@ test_fail(lambda: _order_arrays(o.assign(type="iceberg"), _symbols(spx.iloc[:3])
 
 # %% [markdown]
 # ## Records to frames
-# The loop's records carry bar numbers and codes; the frames carry timestamps, symbols and names.
-# Trades are round trips from flat to flat (a position still open at the end is in the equity curve,
-# not among the trades). Names are categoricals: they compare like strings and cost little to build.
+# The loop's records carry bar numbers and codes; the frames carry timestamps, symbols and the
+# vocabulary's names (`tradingbot.execution.enums`). Trades are round trips from flat to flat (a
+# position still open at the end is in the equity curve, not among the trades). Names are categoricals:
+# they compare like strings and cost little to build.
 
 # %%
 #| export
 @cache
 def _code_dtype(kind: type) -> tuple[int, np.ndarray, pd.CategoricalDtype]:
-    "A code namespace's smallest code, the category of each code, and the categorical dtype of the names."
-    codes = kind()  # cached by class: namespaces with equal values (Status, OrderType) must not share an entry
+    "An enum's smallest code, the category of each code, and the categorical dtype of its names."
+    codes = [m.code for m in kind]
     lo = min(codes)
     slot = np.full(max(codes) - lo + 1, -1)
     slot[np.array(codes) - lo] = np.arange(len(codes))
-    return lo, slot, pd.CategoricalDtype([f.lower() for f in codes._fields])
+    return lo, slot, pd.CategoricalDtype([m.value for m in kind])
 
 
-def _names(codes, values: np.ndarray) -> pd.Categorical:
-    "Code values as a categorical of their lower-case names (cheap to build, compares like strings)."
-    lo, slot, dtype = _code_dtype(type(codes))
+def _names(kind: type, values: np.ndarray) -> pd.Categorical:
+    "Code values as a categorical of the enum's names (cheap to build, compares like strings)."
+    lo, slot, dtype = _code_dtype(kind)
     return pd.Categorical.from_codes(slot[np.asarray(values) - lo], dtype=dtype, validate=False)
 
 
@@ -251,11 +310,11 @@ def _trades_frame(trades, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> 
 
 
 def _stats(raw: np.ndarray, init_cash: float) -> dict:
-    "Named statistics of a run from the loop's raw numbers."
+    "Named statistics of a run from the loop's raw numbers (drawdown negative, win rate per trade, as `summary`)."
     s = dict(zip(STAT_FIELDS, raw.tolist()))
     n = int(s["n_trades"])
     return {"final_equity": s["final_equity"], "total_return": s["final_equity"] / init_cash - 1.0,
-            "max_drawdown": s["max_drawdown"], "n_trades": n, "win_rate": s["n_wins"] / n if n else np.nan,
+            "max_drawdown": -s["max_drawdown"], "n_trades": n, "win_rate": s["n_wins"] / n if n else np.nan,
             "fees": s["fees"], "n_orders": int(s["n_orders"]), "n_fills": int(s["n_fills"])}
 
 
@@ -267,44 +326,109 @@ test_eq(_names(Info, np.array([6])) == "stop_too_wide", np.array([True]))
 
 # %% [markdown]
 # ## Settings shared by backtests and sweeps
+# `_setup` resolves what a run trades under: with an `asset`, its fill model, order rules, the paper
+# session's starting equity and risk sizing, each overridable; without one, a research run. A `size`
+# the sizing ignores is an error, and so is a sizing that needs one without it.
 
 # %%
 #| export
 PRICES = ("next_open", "close")
-SIZINGS = {"cash": Sizing.CASH, "notional": Sizing.NOTIONAL, "equity": Sizing.EQUITY}
 
 
-def _sim_config(price: str, sizing: str, size: float, init_cash: float, cooldown: int, fill: FillConfig,
-                record: bool, **used) -> SimConfig:
-    "The loop's scalar settings, after checking the user's choices."
-    if price not in PRICES:
-        raise ValueError(f"price must be one of {PRICES}, got {price!r}")
-    code = lookup_code(SIZINGS, sizing, "sizing")
-    if code != Sizing.CASH and not (math.isfinite(size) and size > 0):
-        raise ValueError(f"sizing={sizing!r} needs a finite size > 0 (an amount of money, or a fraction of equity)")
+@dataclass(frozen=True)
+class _Setup:
+    "What a run trades under."
+    sizing: Sizing
+    size: float
+    init_cash: float
+    fill: FillConfig
+    rules: AssetRules | None
+    risk: RiskConfig
+
+
+def _setup(asset: str | None, sizing, size, init_cash, fill) -> _Setup:
+    "The sizing, starting equity, fill model and order rules of a run, after checking the user's choices."
+    rules = AssetRules.for_asset(asset) if asset is not None else None
+    sizing = Sizing.parse(sizing if sizing is not None else ("risk" if asset else "cash"), "sizing")
+    if sizing in (Sizing.CASH, Sizing.RISK) and size is not None:
+        raise ValueError(f"size={size!r} is ignored by sizing={sizing.value!r} (all-in spends free cash, risk sizing "
+                         "sizes by the stop); pass sizing='notional' for money per entry or 'equity' for a fraction")
+    if sizing in (Sizing.NOTIONAL, Sizing.EQUITY) and not (size is not None and math.isfinite(size) and size > 0):
+        raise ValueError(f"sizing={sizing.value!r} needs a finite size > 0 (an amount of money, or a fraction of "
+                         f"equity), got {size!r}")
+    if init_cash is None:
+        init_cash = float(get_key("PAPER.PAPER_EQUITY_START")) if asset else 1_000.0
     if not (math.isfinite(init_cash) and init_cash > 0):
         raise ValueError(f"init_cash must be finite and > 0, got {init_cash!r}")
+    if asset is not None and not isinstance(fill, FillConfig):
+        fill = FillConfig.for_asset(asset, **(fill or {}))
+    return _Setup(sizing, math.inf if size is None else float(size), float(init_cash), FillConfig.of(fill), rules,
+                  RiskConfig.from_config())
+
+
+def _sim_config(price: str, setup: _Setup, cooldown: int, record: bool, **used) -> SimConfig:
+    "The loop's scalar settings."
+    if price not in PRICES:
+        raise ValueError(f"price must be one of {PRICES}, got {price!r}")
     if not (isinstance(cooldown, (int, np.integer)) and cooldown >= 0):
         raise ValueError(f"stop_cooldown_bars must be an int >= 0, got {cooldown!r}")
-    return SimConfig(at_close=price == "close", latency=int(fill.latency_bars), sizing=int(code), size=float(size),
-                     init_cash=float(init_cash), cooldown=int(cooldown), tif=int(TIME_IN_FORCE[fill.tif]),
-                     post_only=bool(fill.post_only), max_stop=max_stop_pct() / 100, record=bool(record),
+    cap, rules = max_stop_pct(), setup.rules
+    return SimConfig(at_close=price == "close", latency=int(setup.fill.latency_bars), sizing=setup.sizing.code,
+                     size=setup.size, init_cash=setup.init_cash, cooldown=int(cooldown), tif=setup.fill.tif.code,
+                     post_only=bool(setup.fill.post_only), max_stop_pct=cap,
+                     sl_min_pct=rules.sl_pct_min if rules else 0.0, sl_max_pct=rules.sl_pct_max if rules else cap,
+                     record=bool(record), shorting=rules.shorting if rules else True,
+                     qty_step=rules.qty_step if rules else 1e-8, min_notional=rules.min_notional if rules else 0.0,
+                     leverage=rules.leverage if rules else 1.0, risk=setup.risk.params,
                      **{k: bool(v) for k, v in used.items()})
 
 
-def _stops(n_cols: int, sl_pct, tp_pct, trail_pct, time_stop_bars, dist: np.ndarray | None) -> Stops:
+def _pct(name: str, value):
+    "A percent parameter as floats, warning when it looks like a fraction passed by mistake."
+    arr = np.asarray(value, dtype=np.float64)
+    small = arr[(arr > 0) & (arr < 0.1)]
+    if small.size:
+        warnings.warn(f"{name}={small[0]:g} is {small[0]:g} % (percent units: 2 means 2 %); for a "
+                      f"{100 * small[0]:g} % stop pass {name}={100 * small[0]:g}", stacklevel=4)
+    return value
+
+
+def _stops(n_cols: int, sl_pct, tp_pct, trail_pct, time_stop_bars, dist: np.ndarray | None,
+           dist_row: np.ndarray | None = None) -> Stops:
     "Per-column protective stops as fractions, after the safety cap (SAFETY.MAX_STOP_LOSS_PCT)."
     check_stop_pct("sl_pct", sl_pct)
     check_stop_pct("trail_pct", trail_pct)
-    frac = [np.ascontiguousarray(np.broadcast_to(np.asarray(p, dtype=np.float64), (n_cols,))) / 100
-            for p in (sl_pct, tp_pct, trail_pct)]
+    frac = [np.ascontiguousarray(np.broadcast_to(np.asarray(_pct(n, p), dtype=np.float64), (n_cols,))) / 100
+            for n, p in (("sl_pct", sl_pct), ("tp_pct", tp_pct), ("trail_pct", trail_pct))]
     if (frac[1] <= 0).any():
         raise ValueError("tp_pct must be > 0 percent (NaN for none)")
     bars = np.ascontiguousarray(np.broadcast_to(np.asarray(time_stop_bars), (n_cols,)))
     if not (np.issubdtype(bars.dtype, np.integer) and (bars >= 0).all()):
         raise ValueError(f"time_stop_bars must be whole numbers of bars >= 0, got {time_stop_bars!r}")
-    return Stops(*(_ro(f) for f in frac), _ro(bars.astype(np.int64)), _UNUSED_F if dist is None else dist)
+    if dist is not None and dist_row is None:
+        dist_row = np.arange(n_cols, dtype=np.int64)
+    return Stops(*(_ro(f) for f in frac), _ro(bars.astype(np.int64)), _UNUSED_F if dist is None else dist,
+                 _ro(np.zeros(n_cols, np.int64) if dist_row is None else dist_row))
 
+
+def _check_risk_stop(setup: _Setup, sl_pct, stop_distance) -> None:
+    "Risk sizing sizes every entry by its stop: refuse a run that gives none."
+    if setup.sizing == Sizing.RISK and stop_distance is None and bool(np.all(np.isnan(np.asarray(sl_pct, float)))):
+        raise ValueError("sizing='risk' sizes each entry by its stop-loss: pass sl_pct= (percent) or stop_distance= "
+                         "(price units, e.g. 2 × ATR), or choose sizing='cash' for an all-in research run")
+
+
+# %%
+test_fail(lambda: _setup(None, "cash", 500.0, None, None), contains="size=500.0 is ignored by sizing='cash'")
+test_fail(lambda: _setup(None, "notional", None, None, None), contains="needs a finite size > 0")
+test_fail(lambda: _setup(None, "kelly", None, None, None), contains="unknown sizing 'kelly'; valid: cash, notional")
+st = _setup("crypto_spot", None, None, None, {"slippage_pct": 0.01})
+test_eq((st.sizing, st.init_cash, st.fill.taker_fee_pct, st.fill.slippage_pct, st.rules.qty_step),
+        (Sizing.RISK, get_key("PAPER.PAPER_EQUITY_START"), get_key("assets.crypto_spot.fees.taker_pct"), 0.01, 1e-6))
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    _stops(1, 0.02, np.nan, np.nan, 0, None)
+test_eq(str(caught[0].message), "sl_pct=0.02 is 0.02 % (percent units: 2 means 2 %); for a 2 % stop pass sl_pct=2")
 
 # %% [markdown]
 # ## Driving the kernel
@@ -324,7 +448,7 @@ def _grown(records: np.ndarray, used: int) -> np.ndarray:
     return out
 
 
-def _simulate(n_cols: int, mkt: Market, sig: Signals, ords: OrderArrays, stops: Stops, cfg: SimConfig,
+def _simulate(n_cols: int, mkt: Market, sig: SignalRows, ords: OrderArrays, stops: Stops, cfg: SimConfig,
               params, equity: np.ndarray, capacity: int | None = None) -> tuple:
     "Run columns 0 … n_cols-1 as one group over all bars: (orders, fills, trades, stats)."
     n = mkt.close.shape[1]
@@ -342,7 +466,7 @@ def _simulate(n_cols: int, mkt: Market, sig: Signals, ords: OrderArrays, stops: 
     return (*(r[:used] for r, used in zip(records, state[3])), stats[0])
 
 
-def _sweep_columns(n_cols: int, mkt: Market, sig: Signals, ords: OrderArrays, stops: Stops, cfg: SimConfig,
+def _sweep_columns(n_cols: int, mkt: Market, sig: SignalRows, ords: OrderArrays, stops: Stops, cfg: SimConfig,
                    params) -> np.ndarray:
     "Statistics (n_cols, len(STAT_FIELDS)) of each column run alone on the one market row, over threads."
     out, pcols = np.empty((n_cols, len(STAT_FIELDS))), _ro(np.zeros(n_cols, dtype=np.int64))
@@ -359,24 +483,44 @@ def _sweep_columns(n_cols: int, mkt: Market, sig: Signals, ords: OrderArrays, st
 
 
 # %% [markdown]
-# ## backtest
-# Sizing: `"cash"` spends all free cash on each entry (vectorbt's `size=np.inf`), `"notional"`
-# spends `size` units of money, `"equity"` the fraction `size` of equity at the decision. Stops are in
-# percent of the entry price (`sl_pct=2` is 2 %): stop-loss, take-profit, trailing stop; `time_stop_bars`
-# closes a position after that many bars; `stop_distance` gives a stop-loss distance in price units
-# per bar (e.g. 2 × ATR), taken with each entry. A stop farther than SAFETY.MAX_STOP_LOSS_PCT is refused:
-# a configured one raises, a per-bar one rejects that entry. `stop_cooldown_bars` (default 1: the bar of a
-# protective exit itself, which is vectorbt's rule) ignores entry signals for a while after a stop.
+# ## What a backtest gives back
+# `BacktestResult` holds the equity curve, the loop's statistics and its records, which become the
+# `orders`, `fills` and `trades` frames on first use. `returns` are the equity curve's bar-to-bar
+# changes (the first bar against the starting cash). `summary()` is `metrics.summary` annualised from
+# the bars' timeframe (`bars.attrs["timeframe"]`) and the market's calendar — never a silent 252: a run
+# that knows neither is an error that says what to pass. `plot()` draws equity against buy-and-hold
+# with the fills marked, and the drawdown.
 
 # %%
 #| export
+ASSET_CALENDARS = {"crypto_spot": "crypto", "crypto_futures": "crypto", "forex": "forex", "options": "stocks",
+                   "index": "stocks", "futures": "futures"}  # asset class -> trading calendar (metrics.CALENDARS)
+
+
+def calendar_of(bars: pd.DataFrame,  # bars, whose attrs may name a calendar, a sample or an asset
+                asset: str | None = None,  # the asset traded, when known
+                ) -> str | None:  # a key of `metrics.CALENDARS`, or None when nothing tells
+    "The trading calendar of `bars`: the asset's, `attrs['calendar']`, or the bundled sample's asset's."
+    from tradingbot.data.samples import SAMPLES
+    if asset is not None:
+        return ASSET_CALENDARS.get(asset)
+    if bars.attrs.get("calendar"):
+        return bars.attrs["calendar"]
+    sample = SAMPLES.get(bars.attrs.get("name", ""))
+    return ASSET_CALENDARS.get(sample.asset) if sample is not None else None
+
+
 @dataclass(frozen=True)
 class BacktestResult:
     "What a backtest produced; the orders, fills and trades frames are built from the records on first use."
     equity: pd.Series  # account equity at each bar's close
-    stats: dict  # final_equity, total_return, max_drawdown, n_trades, win_rate, fees, n_orders, n_fills
+    stats: dict  # final_equity, total_return, max_drawdown (≤ 0), n_trades, win_rate (per trade), fees, orders, fills
     records: tuple  # the loop's (orders, fills, trades) structured arrays
     symbols: tuple[str, ...]
+    closes: pd.DataFrame | None = None  # close prices by symbol (buy-and-hold in `plot`)
+    timeframe: str | None = None  # the bars' timeframe, for annualising
+    calendar: str | None = None  # the market's calendar, for annualising
+    init_cash: float = 1_000.0
 
     @cached_property
     def orders(self) -> pd.DataFrame:
@@ -390,68 +534,136 @@ class BacktestResult:
     def trades(self) -> pd.DataFrame:  # closed round trips
         return _trades_frame(self.records[2], self.equity.index, self.symbols)
 
+    @cached_property
+    def returns(self) -> pd.Series:
+        "Per-bar returns of the equity curve; the first bar's against the starting cash."
+        prev = self.equity.shift(1).fillna(self.init_cash)
+        return (self.equity / prev - 1.0).rename("returns")
 
+    def periods(self, periods: float | None = None,  # bars per year, if known
+                calendar: str | None = None,  # a key of metrics.CALENDARS (default: the run's)
+                ) -> float:  # bars per year
+        "Bars per year for annualising: `periods`, or the bars' timeframe on the market's calendar."
+        if periods is not None:
+            return float(periods)
+        calendar = calendar or self.calendar
+        if not self.timeframe or not calendar:
+            missing = " and ".join(x for x, have in (("timeframe", self.timeframe), ("calendar", calendar))
+                                   if not have)
+            raise ValueError(f"cannot annualise: the run does not know its {missing}. Set bars.attrs['timeframe'] "
+                             "(e.g. '1h') and pass calendar= ('crypto', 'stocks', 'forex' or 'futures'), or an "
+                             "asset=, or pass periods= (bars per year) to summary()")
+        return periods_per_year(self.timeframe, calendar)
+
+    def summary(self, periods: float | None = None,  # bars per year (default: from the timeframe and calendar)
+                calendar: str | None = None,  # override the run's calendar
+                rf: float = 0.0,  # annual risk-free rate
+                confidence: float = 0.95,  # CVaR confidence
+                ) -> dict:  # `metrics.summary` of the returns and trades
+        "Sharpe, Sortino, drawdown, CVaR, trade statistics… annualised on the run's calendar."
+        return summary(self.returns, self.trades, periods=self.periods(periods, calendar), rf=rf,
+                       confidence=confidence)
+
+    def plot(self, title: str | None = None,  # the figure's title
+             figsize: tuple[float, float] = (9.0, 4.5),  # inches
+             ):
+        "Equity against buy-and-hold with the fills marked, and the drawdown below; returns the figure."
+        import matplotlib.pyplot as plt
+        fig, (top, low) = plt.subplots(2, 1, figsize=figsize, sharex=True, height_ratios=(3, 1))
+        self.equity.plot(ax=top, lw=0.9, label="strategy")
+        if self.closes is not None:
+            hold = self.closes.div(self.closes.iloc[0]).mean(axis=1) * self.init_cash
+            hold.plot(ax=top, lw=0.7, color="grey", alpha=0.8, label="buy and hold")
+        fills = self.fills
+        for side, marker, color in (("buy", "^", "tab:green"), ("sell", "v", "tab:red")):
+            at = fills.ts[fills.side == side]
+            top.scatter(at, self.equity.reindex(at), marker=marker, s=14, color=color, label=side, zorder=3)
+        top.set_ylabel("equity")
+        top.legend(loc="upper left", fontsize="small")
+        dd = self.equity / self.equity.cummax() - 1.0
+        low.fill_between(dd.index, dd.to_numpy(), 0.0, color="tab:red", alpha=0.4, lw=0)
+        low.set_ylabel("drawdown")
+        if title:
+            top.set_title(title)
+        fig.tight_layout()
+        return fig
+
+
+# %% [markdown]
+# ## backtest
+# Stops are in percent of the entry price (`sl_pct=2` is 2 %): stop-loss, take-profit, trailing stop;
+# `time_stop_bars` closes a position after that many bars; `stop_distance` gives a stop-loss distance in
+# price units per bar (e.g. 2 × ATR), taken with each entry. Both may be given: the tighter one is the
+# stop (`stop_price_nb`, the one stop rule). A stop farther than SAFETY.MAX_STOP_LOSS_PCT is refused: a
+# configured one raises, a per-bar one rejects that entry (as does one outside the asset's band).
+# `stop_cooldown_bars` (default 1: the bar of a protective exit itself, which is vectorbt's rule)
+# ignores entry signals for a while after a stop. `score` is each entry's signal strength in [0, 1] for
+# risk sizing's weight (0.5, normal, when not given).
+
+# %%
+#| export
 def backtest(bars: pd.DataFrame | Mapping[str, pd.DataFrame],  # one symbol's bars, or {symbol: bars} sharing cash
-             entries=None, exits=None,  # long entry / exit signals (bool; Series, or DataFrame by symbol)
-             short_entries=None, short_exits=None,  # short entry / exit signals
+             entries=None,  # long entry signals (bool; Series, or DataFrame by symbol)
+             exits=None,  # long exit signals
+             short_entries=None,  # short entry signals
+             short_exits=None,  # short exit signals
              *,
              orders=None,  # per-bar orders instead of signals: frame (or {symbol: frame}) of size/type/limit/stop
              price: str = "next_open",  # 'next_open' (decide at close, fill at a later open) or 'close' (vectorbt)
-             sizing: str = "cash",  # 'cash', 'notional' or 'equity'
-             size: float = math.inf,  # money per entry ('notional') or fraction of equity ('equity')
-             init_cash: float = 1_000.0,
-             sl_pct=np.nan, tp_pct=np.nan, trail_pct=np.nan,  # protective stops, percent of the entry price
+             asset: str | None = None,  # trade as this asset of assets.json does in paper: its costs, lots, stops, sizing
+             sizing: str | None = None,  # 'cash' (all-in), 'notional', 'equity' or 'risk' (default: risk with an asset)
+             size: float | None = None,  # money per entry ('notional') or fraction of equity ('equity')
+             init_cash: float | None = None,  # starting equity (default: the paper session's with an asset, else 1,000)
+             sl_pct=np.nan,  # stop-loss, percent of the entry price (scalar)
+             tp_pct=np.nan,  # take-profit, percent of the entry price
+             trail_pct=np.nan,  # trailing stop, percent below the best price since entry
              time_stop_bars: int = 0,  # close a position after this many bars (0: never)
              stop_distance=None,  # per-bar stop-loss distance in price units (Series, or DataFrame by symbol)
+             score=None,  # per-bar signal strength in [0, 1] for risk sizing (Series, or DataFrame by symbol)
              stop_cooldown_bars: int = 1,  # bars after a protective exit in which entry signals are ignored
-             fill: FillConfig = FillConfig(),  # the fill model
+             fill: FillConfig | Mapping | None = None,  # the fill model, or a dict of its fields (default: asset's, or none)
+             calendar: str | None = None,  # the market's calendar for `summary()` (default: from asset or sample)
             ) -> BacktestResult:
     "Run an event-driven backtest of signals or per-bar orders through the fill model."
     frames = _symbols(bars)
     index, symbols = next(iter(frames.values())).index, list(frames)
+    setup = _setup(asset, sizing, size, init_cash, fill)
     signals = [_per_symbol(x, frames, name, np.bool_) for x, name in
                ((entries, "entries"), (exits, "exits"), (short_entries, "short_entries"), (short_exits, "short_exits"))]
     ords = _order_arrays(orders, frames)
     if any(s is not None for s in signals) == (ords is not None):
         raise ValueError("give either signals (entries/exits/short_entries/short_exits) or orders, not both or neither")
-    dist = _per_symbol(stop_distance, frames, "stop_distance", np.float64)
-    mkt = _market(frames, fill)
-    cfg = _sim_config(price, sizing, size, init_cash, stop_cooldown_bars, fill, True,
+    _check_risk_stop(setup, sl_pct, stop_distance)
+    dist, scores = _per_symbol(stop_distance, frames, "stop_distance", np.float64), _per_symbol(
+        score, frames, "score", np.float64)
+    mkt = _market(frames, setup.fill, days=setup.sizing == Sizing.RISK)
+    cfg = _sim_config(price, setup, stop_cooldown_bars, True,
                       **{k: s is not None for k, s in zip(("use_le", "use_lx", "use_se", "use_sx"), signals)},
                       use_orders=ords is not None, has_spread=mkt.spread is not _UNUSED_F,
                       has_vol=mkt.vol is not _UNUSED_F, has_funding=mkt.funding is not _UNUSED_F,
-                      has_dist=dist is not None)
+                      has_dist=dist is not None, has_score=scores is not None, has_day=mkt.day is not _UNUSED_I)
     equity = np.empty(len(index))
-    raw = _simulate(len(symbols), mkt, Signals(*(s if s is not None else _UNUSED_B for s in signals)),
-                    ords if ords is not None else OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F),
-                    _stops(len(symbols), sl_pct, tp_pct, trail_pct, time_stop_bars, dist), cfg, fill.params(), equity)
-    return BacktestResult(pd.Series(equity, index=index, name="equity", copy=False), _stats(raw[3], init_cash),
-                          raw[:3], tuple(symbols))
+    raw = _simulate(len(symbols), mkt, SignalRows(*(s if s is not None else _UNUSED_B for s in signals),
+                                               scores if scores is not None else _UNUSED_F),
+                    ords if ords is not None else _NO_ORDERS,
+                    _stops(len(symbols), sl_pct, tp_pct, trail_pct, time_stop_bars, dist), cfg,
+                    setup.fill.params(), equity)
+    first = next(iter(frames.values()))
+    return BacktestResult(pd.Series(equity, index=index, name="equity", copy=False), _stats(raw[3], setup.init_cash),
+                          raw[:3], tuple(symbols), pd.DataFrame({s: f["close"] for s, f in frames.items()}),
+                          first.attrs.get("timeframe"), calendar or calendar_of(first, asset), setup.init_cash)
 
 
 # %% [markdown]
-# ## A first backtest: RSI-2 on the S&P 500
-# Connors' RSI-2 rule on twenty years of daily bars: buy when the 2-day RSI closes below 10 while the
-# close is above its 200-day average, sell when the RSI closes above 70. Decisions at the close, fills
-# at the next open, 0.05 % taker fees and a 1 bp spread.
+# The first backtest in detail. Each entry fills at the open after its signal, at the ask (open plus
+# half the spread), and pays the fee; each exit at the bid. The equity curve is cash plus the position
+# at every close, and `summary()` annualises the S&P 500's daily bars on 252 sessions because the
+# sample says it is an index.
 
 # %%
-close = spx.close.to_numpy()
-rsi2, sma200 = talib.RSI(close, 2), talib.SMA(close, 200)
-entries = pd.Series((rsi2 < 10) & (close > sma200), index=spx.index)
-exits = pd.Series(rsi2 > 70, index=spx.index)
 costs = FillConfig(taker_fee_pct=0.05, spread_pct=0.01)
 res = backtest(spx, entries, exits, fill=costs, init_cash=10_000)
-res.stats
-
-# %%
-res.trades.head()
-
-# %% [markdown]
-# Each entry fills at the open after its signal, at the ask (open plus half the spread), and pays the
-# fee; each exit at the bid. The equity curve is cash plus the position at every close.
-
-# %%
+test_eq(res.stats, first.stats)
 t0 = res.trades.iloc[0]
 signal_bar = spx.index.get_loc(t0.entry_ts) - 1
 test_eq((bool(entries.iloc[signal_bar]), t0.entry_ts), (True, spx.index[signal_bar + 1]))
@@ -462,7 +674,25 @@ test_close(buys.fee, buys.qty * buys.price * 0.0005)
 test_eq(res.stats["n_trades"], len(res.trades))
 # flat at the close of each exit bar: equity is the starting cash plus the trades' P&L so far
 test_close(res.equity.loc[res.trades.exit_ts].to_numpy(), 10_000 + res.trades.pnl.cumsum().to_numpy())
-ax = res.equity.plot(figsize=(8, 2.5), title="RSI-2 on the S&P 500, next-open fills", lw=0.8)
+s = res.summary()
+test_close(s["sharpe"], res.returns.mean() / res.returns.std(ddof=1) * np.sqrt(252), eps=1e-12)
+test_close((s["max_drawdown"], s["trade_win_rate"]), (res.stats["max_drawdown"], res.stats["win_rate"]), eps=1e-12)
+res.trades.head()
+
+# %% [markdown]
+# On hourly BTC the same call annualises on 24 × 365 bars; a frame that says neither its timeframe nor
+# its market cannot be annualised, and says what to pass.
+
+# %%
+hourly = backtest(btc, pd.Series(talib.RSI(btc.close.to_numpy(), 2) < 10, index=btc.index),
+                  pd.Series(talib.RSI(btc.close.to_numpy(), 2) > 70, index=btc.index))
+r = hourly.returns
+test_close(hourly.summary()["sharpe"], r.mean() / r.std(ddof=1) * np.sqrt(24 * 365), eps=1e-12)
+bare = btc.copy()
+bare.attrs = {}
+test_fail(lambda: backtest(bare, r > 1, r > 1).summary(),
+          contains="cannot annualise: the run does not know its timeframe and calendar")
+test_eq(backtest(bare, r > 1, r > 1).summary(periods=8760)["periods"], len(btc))
 
 # %% [markdown]
 # Costs can come from the data: bars with a `spread` column (price units) trade at the ask and bid it
@@ -483,12 +713,12 @@ test_close(t2.entry_price, spx.open.iloc[j] + 0.2 * atr14[j - 1])
 
 # %%
 frames = _symbols(spx)
-args = (1, _market(frames, costs), Signals(_per_symbol(entries, frames, "e", np.bool_),
-                                           _per_symbol(exits, frames, "x", np.bool_), _UNUSED_B, _UNUSED_B),
-        OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F), _stops(1, np.nan, np.nan, np.nan, 0, None),
-        _sim_config("next_open", "cash", math.inf, 10_000, 1, costs, True, use_le=True, use_lx=True, use_se=False,
-                    use_sx=False, use_orders=False, has_spread=False, has_vol=False, has_funding=False,
-                    has_dist=False), costs.params())
+args = (1, _market(frames, costs), SignalRows(_per_symbol(entries, frames, "e", np.bool_),
+                                           _per_symbol(exits, frames, "x", np.bool_), _UNUSED_B, _UNUSED_B,
+                                           _UNUSED_F),
+        _NO_ORDERS, _stops(1, np.nan, np.nan, np.nan, 0, None),
+        _sim_config("next_open", _setup(None, "cash", None, 10_000.0, costs), 1, True, use_le=True, use_lx=True),
+        costs.params())
 roomy, cramped = _simulate(*args, np.empty(len(spx))), _simulate(*args, np.empty(len(spx)), capacity=4)
 for a, b in zip(roomy[:3], cramped[:3]):
     pd.testing.assert_frame_equal(pd.DataFrame(a), pd.DataFrame(b))  # NaN-aware, unlike tuples of floats
@@ -677,35 +907,109 @@ for x, y in ((a.orders, b.orders), (a.fills, b.fills), (a.trades, b.trades)):
     pd.testing.assert_frame_equal(x, y)
 test_eq(a.stats, b.stats)
 
+# %% [markdown]
+# ## Trading as paper and live will: `asset=`
+# With `asset="crypto_spot"` the same signals trade as the paper engine trades them: the asset's fees,
+# its lot step and minimum notional, no shorts on spot, the paper session's $1,000, and every entry sized
+# by `execution.risk` — here RSI-2 on BTC with a 2 × ATR stop. An equity under $1,000 trades the flat
+# $10; above it, 2 % of equity at risk, capped at a quarter of equity. Each entry's quantity is
+# `compute_size` of the equity and drawdown at its decision, to the last bit.
+
+# %%
+from tradingbot.execution.risk import compute_size  # noqa: E402
+
+rsi = talib.RSI(btc.close.to_numpy(), 2)
+atr2 = pd.Series(2 * talib.ATR(btc.high.to_numpy(), btc.low.to_numpy(), btc.close.to_numpy(), 14), index=btc.index)
+le, lx = pd.Series(rsi < 10, index=btc.index), pd.Series(rsi > 70, index=btc.index)
+paperlike = backtest(btc, le, lx, asset="crypto_spot", stop_distance=atr2, time_stop_bars=5)
+test_eq((paperlike.init_cash, paperlike.calendar), (1000.0, "crypto"))
+ent = paperlike.orders[(paperlike.orders.side == "buy") & (paperlike.orders.status == "filled")]
+decided = btc.index.get_indexer(ent.ts)
+eq, peak = paperlike.equity.to_numpy(), np.maximum.accumulate(np.r_[1000.0, paperlike.equity.to_numpy()])[1:]
+for k in range(0, len(ent), max(1, len(ent) // 25)):  # a sample of the entries
+    i = decided[k]
+    dd = (1 - eq[i] / max(peak[i - 1], eq[i])) * 100
+    want = compute_size(eq[i], dd, 0.5, atr2.iloc[i], btc.close.iloc[i], 1e-6, 5.0)
+    test_eq(ent.qty.iloc[k], want.qty)
+refused = paperlike.orders[paperlike.orders.status == "rejected"].status_info.value_counts()
+assert "stop_band" in refused.index  # stops under spot's band floor are refused, as the router refuses them
+test_eq(len(paperlike.trades) > 300, True)
+no_stop = lambda: backtest(btc, le, lx, asset="crypto_spot")  # noqa: E731
+test_fail(no_stop, contains="sizing='risk' sizes each entry by its stop-loss: pass sl_pct=")
+
+# %% [markdown]
+# Spot has no shorts: a short entry is refused (`no_shorting`), as the paper venue refuses it; on the
+# perpetuals the same short signals trade.
+
+# %%
+se, sx = pd.Series(rsi > 90, index=btc.index), pd.Series(rsi < 30, index=btc.index)
+spot_short = backtest(btc, None, None, se, sx, asset="crypto_spot", stop_distance=atr2)
+test_eq((len(spot_short.fills), set(spot_short.orders.status_info)), (0, {"no_shorting"}))
+perp_short = backtest(btc, None, None, se, sx, asset="crypto_futures", stop_distance=atr2)
+test_eq((set(perp_short.trades.direction), len(perp_short.trades) > 100), ({"short"}, True))
+
 
 # %% [markdown]
 # ## Parameter sweeps
 # `sweep` runs one symbol's bars against many signal columns — a grid of rule parameters — each column
 # alone with its own cash, in parallel over the machine's cores, keeping only the statistics. Stop
-# parameters may differ per column.
+# parameters may differ per column: percent stops and time stops as one value per column, stop
+# distances as a Series shared by all columns or one Series per column (columns that share one — the
+# same ATR period and multiple — share its memory).
 
 # %%
 #| export
+def _columns_of(x, index: pd.Index, columns: pd.Index, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    "Per-column float rows of `x` (a Series for all, or one Series per column) without repeats, and each column's row."
+    if x is None:
+        return None
+    if isinstance(x, pd.Series):
+        series = [x] * len(columns)
+    elif isinstance(x, pd.DataFrame):
+        if not x.columns.equals(columns):
+            raise ValueError(f"{name} must have the columns of entries")
+        series = [x[c] for c in columns]
+    elif isinstance(x, Sequence) and len(x) == len(columns):
+        series = list(x)
+    else:
+        raise ValueError(f"{name} must be a Series, a DataFrame with the columns of entries, or one Series per column")
+    rows, row_of, seen = [], np.empty(len(columns), np.int64), {}
+    for k, ser in enumerate(series):
+        if not (isinstance(ser, pd.Series) and ser.index.equals(index)):
+            raise ValueError(f"{name} of column {columns[k]!r} must be a Series on the bars' index")
+        if id(ser) not in seen:
+            seen[id(ser)] = len(rows)
+            rows.append(ser.to_numpy(dtype=np.float64))
+        row_of[k] = seen[id(ser)]
+    return _ro(np.ascontiguousarray(np.stack(rows))), _ro(row_of)
+
+
 def sweep(bars: pd.DataFrame,  # one symbol's bars
           entries: pd.DataFrame,  # one column of long-entry signals per combination
-          exits: pd.DataFrame | None = None,
-          short_entries: pd.DataFrame | None = None,
-          short_exits: pd.DataFrame | None = None,
+          exits: pd.DataFrame | None = None,  # long exits, same columns
+          short_entries: pd.DataFrame | None = None,  # short entries, same columns
+          short_exits: pd.DataFrame | None = None,  # short exits, same columns
           *,
-          price: str = "next_open",
-          sizing: str = "cash",
-          size: float = math.inf,
-          init_cash: float = 1_000.0,
-          sl_pct=np.nan, tp_pct=np.nan, trail_pct=np.nan,  # scalars, or one value per column
-          time_stop_bars=0,
-          stop_cooldown_bars: int = 1,
-          fill: FillConfig = FillConfig(),
+          price: str = "next_open",  # 'next_open' or 'close'
+          asset: str | None = None,  # trade as this asset does in paper (costs, lots, stops, risk sizing)
+          sizing: str | None = None,  # as in `backtest`
+          size: float | None = None,  # as in `backtest`
+          init_cash: float | None = None,  # as in `backtest`
+          sl_pct=np.nan,  # stop-loss percent: a scalar, or one value per column
+          tp_pct=np.nan,  # take-profit percent: a scalar, or one value per column
+          trail_pct=np.nan,  # trailing-stop percent: a scalar, or one value per column
+          time_stop_bars=0,  # bars to the time stop: a scalar, or one value per column
+          stop_distance=None,  # price units: a Series for all columns, or one per column (DataFrame or list)
+          score=None,  # signal strength in [0, 1]: a Series for all columns, or one per column
+          stop_cooldown_bars: int = 1,  # bars after a protective exit in which entries are ignored
+          fill: FillConfig | Mapping | None = None,  # the fill model, or a dict of its fields
          ) -> pd.DataFrame:  # one row of statistics per column of `entries`
     "Backtest many signal columns over one symbol in parallel; statistics per column."
     frames = _symbols(bars)
     index, columns = next(iter(frames.values())).index, entries.columns
     if len(columns) == 0:
         raise ValueError("entries has no columns: a sweep needs at least one combination")
+    setup = _setup(asset, sizing, size, init_cash, fill)
     rows = []
     for x, name in ((entries, "entries"), (exits, "exits"), (short_entries, "short_entries"),
                     (short_exits, "short_exits")):
@@ -715,15 +1019,22 @@ def sweep(bars: pd.DataFrame,  # one symbol's bars
         if not (x.index.equals(index) and x.columns.equals(columns)):
             raise ValueError(f"{name} must be on the bars' index with the columns of entries")
         rows.append(_ro(np.ascontiguousarray(x.to_numpy(dtype=np.bool_).T)))
-    mkt = _market(frames, fill)
-    cfg = _sim_config(price, sizing, size, init_cash, stop_cooldown_bars, fill, False,
+    _check_risk_stop(setup, sl_pct, stop_distance)
+    dist, scores = _columns_of(stop_distance, index, columns, "stop_distance"), _columns_of(score, index, columns,
+                                                                                           "score")
+    if scores is not None:  # score rows are read per column
+        scores = (_ro(np.ascontiguousarray(scores[0][scores[1]])), None)
+    mkt = _market(frames, setup.fill, days=setup.sizing == Sizing.RISK)
+    cfg = _sim_config(price, setup, stop_cooldown_bars, False,
                       **{k: r is not None for k, r in zip(("use_le", "use_lx", "use_se", "use_sx"), rows)},
                       use_orders=False, has_spread=mkt.spread is not _UNUSED_F, has_vol=mkt.vol is not _UNUSED_F,
-                      has_funding=mkt.funding is not _UNUSED_F, has_dist=False)
-    raw = _sweep_columns(len(columns), mkt, Signals(*(r if r is not None else _UNUSED_B for r in rows)),
-                         OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F),
-                         _stops(len(columns), sl_pct, tp_pct, trail_pct, time_stop_bars, None), cfg, fill.params())
-    return pd.DataFrame([_stats(r, init_cash) for r in raw], index=columns)
+                      has_funding=mkt.funding is not _UNUSED_F, has_dist=dist is not None,
+                      has_score=scores is not None, has_day=mkt.day is not _UNUSED_I)
+    raw = _sweep_columns(len(columns), mkt, SignalRows(*(r if r is not None else _UNUSED_B for r in rows),
+                                                    scores[0] if scores is not None else _UNUSED_F), _NO_ORDERS,
+                         _stops(len(columns), sl_pct, tp_pct, trail_pct, time_stop_bars,
+                                *(dist if dist is not None else (None, None))), cfg, setup.fill.params())
+    return pd.DataFrame([_stats(r, setup.init_cash) for r in raw], index=columns)
 
 
 # %% [markdown]
@@ -740,3 +1051,23 @@ for g in grid:
     test_close(sw.loc[[g]].iloc[0].to_numpy(dtype=float), pd.Series(one_run.stats).to_numpy(dtype=float), eps=1e-9)
 test_eq(len(sw), 12)
 sw.sort_values("total_return", ascending=False).head()
+
+# %% [markdown]
+# ATR stops and time stops per column, with the paper rules: two ATR multiples (each column's stop
+# Series is shared, not copied, by the columns that use it) and two time stops; again every row is the
+# backtest of its column.
+
+# %%
+atr = pd.Series(talib.ATR(btc.high.to_numpy(), btc.low.to_numpy(), btc.close.to_numpy(), 14), index=btc.index)
+stops_by_mult = {m: atr * m for m in (1.5, 3.0)}
+grid = [(lo, m, t) for lo in (5, 15) for m in (1.5, 3.0) for t in (0, 5)]
+ents = pd.DataFrame({g: rsi < g[0] for g in grid}, index=btc.index)
+exs = pd.DataFrame({g: rsi > 70 for g in grid}, index=btc.index)
+sw = sweep(btc, ents, exs, asset="crypto_futures", stop_distance=[stops_by_mult[g[1]] for g in grid],
+           time_stop_bars=[g[2] for g in grid])
+test_eq(_columns_of([stops_by_mult[g[1]] for g in grid], btc.index, ents.columns, "d")[0].shape[0], 2)
+for g in grid:
+    one_run = backtest(btc, ents[g], exs[g], asset="crypto_futures", stop_distance=stops_by_mult[g[1]],
+                       time_stop_bars=g[2])
+    test_close(sw.loc[[g]].iloc[0].to_numpy(dtype=float), pd.Series(one_run.stats).to_numpy(dtype=float), eps=1e-9)
+sw[["n_trades", "total_return", "max_drawdown", "win_rate"]]

@@ -12,17 +12,19 @@
 # share one cash account. Each bar has two phases:
 #
 # 1. **open → intrabar**: funding settles on the position carried into the bar; each column's working
-#    orders meet the bar (`fill_order_nb`) — the exit slot first, then the entry slot; then the
-#    protective stops of the open position are checked on the bar's path (`protective_exit_nb`).
+#    orders meet the bar (`work_order_nb`) — the exit slot first, then the entry slot; then the
+#    protective stops of the open position are checked on the bar's path (`protective_fill_nb`).
 # 2. **close**: decisions — time stops, signals or per-bar orders — become working orders that reach
 #    the market `latency` bars later (`arrival_bar_nb`); in the close-fill convention they meet the
 #    close at once. Then equity is marked at the close.
 #
 # A column holds at most two working orders: an **exit** slot (reduce-only) and an **entry** slot, so
-# a reversal is a close followed by an open. Cash follows vectorbt's accounting with `lock_cash=True`:
-# `cash` includes short-sale proceeds, `free_cash` is what may open positions (a short locks its
-# value), equity is `cash + Σ position × close`. All state lives in preallocated structured arrays and
-# no bar allocates: when the record buffers run low the loop stops, and the caller grows them.
+# a reversal is a close followed by an open. Every fill is booked by `book_fill_nb` and every order
+# worked by `work_order_nb` (`tradingbot.execution.accounting`), the kernels the paper venue and the
+# portfolio call too; entries sized by the risk rules (`sizing="risk"`) get their size and pre-trade
+# checks from `tradingbot.execution.risk`'s kernels, the ones the router uses. All state lives in
+# preallocated structured arrays and no bar allocates: when the record buffers run low the loop
+# stops, and the caller grows them.
 
 # %%
 #| export
@@ -33,10 +35,15 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
-from tradingbot.execution._nb import (Arrival, Bar, FillParams, Info, OrderType, Reason, Status, WorkingOrder,
-                                      arrival_bar_nb, fill_order_nb, funding_flow_nb, protective_exit_nb,
-                                      stop_level_nb, stop_within_cap_nb, taker_price_nb, time_stop_due_nb,
-                                      trail_peak_nb)
+from tradingbot.execution._nb import (ARRIVAL, INFO, ORDER_TYPE, REASON, STATUS, Bar, FillParams, WorkingOrder,
+                                      arrival_bar_nb, funding_flow_nb, stop_distance_nb, stop_level_nb,
+                                      stop_price_nb, target_price_nb, time_stop_due_nb, trail_peak_nb)
+from tradingbot.execution.accounting import (WORKED, Holding, Wallet, book_fill_nb, book_funding_nb,
+                                             levels_touched_nb, protective_fill_nb, work_order_nb)
+from tradingbot.execution.enums import Sizing
+from tradingbot.execution.risk import (CAP_DAILY_LOSS, CAP_OK, STOP_BAND, STOP_OK, RiskConfig, RiskParams,
+                                       drawdown_pct_nb, order_qty_nb, position_size_nb, pretrade_check_nb,
+                                       stop_check_nb)
 
 # %%
 #| hide
@@ -64,14 +71,16 @@ class Market(NamedTuple):
     spread: np.ndarray  # full spread, price units (NaN: configured)
     vol: np.ndarray  # volatility in price units known at each bar's close (slippage)
     funding: np.ndarray  # summed funding rate settling in each bar
+    day: np.ndarray  # (1, n_bars) int64: UTC day of each bar's close (the daily-loss cap's day)
 
 
-class Signals(NamedTuple):
-    "Boolean decision rows, shape (n_cols, n_bars)."
+class SignalRows(NamedTuple):
+    "Decision rows, shape (n_cols, n_bars): four boolean rows, and the signal strength of each entry."
     long_entries: np.ndarray
     long_exits: np.ndarray
     short_entries: np.ndarray
     short_exits: np.ndarray
+    score: np.ndarray  # float64 signal strength in [0, 1] (risk sizing's signal weight; (1, 1) when unused: 0.5)
 
 
 class OrderArrays(NamedTuple):
@@ -88,39 +97,43 @@ class Stops(NamedTuple):
     tp: np.ndarray  # (n_cols,) take-profit distance
     trail: np.ndarray  # (n_cols,) trailing-stop distance from the best price since entry
     time_bars: np.ndarray  # (n_cols,) int64 bars to the time stop (0: none)
-    dist: np.ndarray  # (n_cols, n_bars) stop-loss distance in price units decided with each entry (ATR stops)
+    dist: np.ndarray  # (n_dist_rows, n_bars) stop-loss distance in price units decided with each entry (ATR stops)
+    dist_row: np.ndarray  # (n_cols,) int64: the row of `dist` each column reads (columns may share one)
 
 
 class SimConfig(NamedTuple):
-    "Scalar settings of one run."
-    at_close: bool  # orders meet the close of their decision bar (vectorbt convention) instead of a later open
-    latency: int
-    sizing: int  # Sizing
-    size: float  # notional, or fraction of equity
-    init_cash: float
-    cooldown: int  # bars after a protective exit in which entry signals are ignored
-    tif: int
-    post_only: bool
-    max_stop: float  # SAFETY.MAX_STOP_LOSS_PCT as a fraction
-    use_le: bool  # long entries given (signal rows a run lacks are (1, 1) placeholders, never read)
-    use_lx: bool  # long exits given
-    use_se: bool  # short entries given
-    use_sx: bool  # short exits given
-    use_orders: bool
-    has_spread: bool
-    has_vol: bool
-    has_funding: bool
-    has_dist: bool
-    record: bool  # write order, fill and trade records (a sweep keeps statistics only)
+    "Scalar settings of one run (the defaults: a research run with no costs, all-in, fills at the next open)."
+    at_close: bool = False  # orders meet the close of their decision bar (vectorbt convention) instead of a later open
+    latency: int = 0  # bars between a decision's close and the open its order reaches
+    sizing: int = 0  # Sizing code
+    size: float = np.inf  # notional, or fraction of equity
+    init_cash: float = 1000.0
+    cooldown: int = 1  # bars after a protective exit in which entry signals are ignored
+    tif: int = 0  # TimeInForce code
+    post_only: bool = False
+    max_stop_pct: float = 15.0  # SAFETY.MAX_STOP_LOSS_PCT
+    sl_min_pct: float = 0.0  # the asset's band: an entry's stop at least this far (percent; 0: no floor) ...
+    sl_max_pct: float = 15.0  # ... and at most this far (percent; the cap when no asset is given)
+    use_le: bool = False  # long entries given (signal rows a run lacks are (1, 1) placeholders, never read)
+    use_lx: bool = False  # long exits given
+    use_se: bool = False  # short entries given
+    use_sx: bool = False  # short exits given
+    use_orders: bool = False
+    has_spread: bool = False
+    has_vol: bool = False
+    has_funding: bool = False
+    has_dist: bool = False
+    record: bool = True  # write order, fill and trade records (a sweep keeps statistics only)
+    has_score: bool = False
+    has_day: bool = False
+    shorting: bool = True  # short entries allowed (the venue's capability; spot has none)
+    qty_step: float = 0.0  # risk sizing: the venue's lot step ...
+    min_notional: float = 0.0  # ... and its minimum order value
+    leverage: float = 1.0  # risk sizing: the leverage orders use
+    risk: RiskParams = RiskConfig().params  # risk sizing: the rules of `tradingbot.execution.risk`
 
 
-class _Sizing(NamedTuple):
-    CASH: int = 0  # all free cash (vectorbt size=inf)
-    NOTIONAL: int = 1  # a fixed amount of money per entry
-    EQUITY: int = 2  # a fraction of equity at the decision
-
-
-Sizing = _Sizing()
+SIZING = Sizing.namespace()
 
 _i8, _f8 = np.int64, np.float64
 ORDER_DT = np.dtype([("id", _i8), ("col", _i8), ("bar", _i8), ("side", _i8), ("type", _i8), ("tif", _i8), ("reason", _i8),
@@ -147,7 +160,8 @@ _SLOT_DT = np.dtype([("active", np.bool_), ("side", _i8), ("type", _i8), ("qty",
                      ("arrive_bar", _i8), ("arrive_close", np.bool_), ("reason", _i8), ("order_id", _i8),
                      ("sl_dist", _f8), ("reduce_only", np.bool_)], align=True)
 _EXIT, _ENTRY = 0, 1
-_CASH, _FREE, _FEES, _PEAK, _MAX_DD, _EQUITY, _FLOOR = range(7)  # account cells: money, then running statistics
+# account cells: money, running statistics, the group's open notional at the close, today's realised loss
+_CASH, _FREE, _FEES, _PEAK, _MAX_DD, _EQUITY, _FLOOR, _OPEN, _DAY, _DAY_LOSS = range(10)
 _N_ORDERS, _N_FILLS, _N_TRADES, _N_WINS = 0, 1, 2, 3  # counters
 
 
@@ -178,13 +192,13 @@ def _close_order_nb(orders, record, oid, status, info):
 def _queue_nb(slot, orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, reduce_only, sl_dist, cfg):
     "Put a new working order into `slot`, cancelling the one it replaces."
     if slot.active:
-        _close_order_nb(orders, cfg.record, slot.order_id, Status.CANCELLED, Info.REPLACED)
+        _close_order_nb(orders, cfg.record, slot.order_id, STATUS.CANCELLED, INFO.REPLACED)
     slot.active, slot.side, slot.type, slot.qty, slot.notional = True, side, otype, qty, notional
     slot.limit, slot.stop, slot.tif, slot.post_only = limit, stop, cfg.tif, cfg.post_only
     slot.triggered, slot.seen, slot.reason, slot.reduce_only, slot.sl_dist = False, False, reason, reduce_only, sl_dist
     slot.arrive_bar, slot.arrive_close = arrival_bar_nb(i, cfg.latency, cfg.at_close), cfg.at_close
     slot.order_id = _write_order_nb(orders, cnt, cfg.record, col, i, side, otype, cfg.tif, reason, qty, notional,
-                                    limit, stop, Status.OPEN, Info.NONE)
+                                    limit, stop, STATUS.OPEN, INFO.NONE)
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
@@ -192,89 +206,66 @@ def _cancel_nb(slot, orders, record, info):
     "Cancel the working order in `slot`, if any."
     if slot.active:
         slot.active = False
-        _close_order_nb(orders, record, slot.order_id, Status.CANCELLED, info)
+        _close_order_nb(orders, record, slot.order_id, STATUS.CANCELLED, info)
 
 
 # %% [markdown]
 # ## Applying a fill
-# A fill moves cash and position with vectorbt's accounting, keeps the round trip's sums (a trade is
-# flat → flat), sets the protective levels when a position opens or grows (from the entry price, then
-# from the average price), and writes the trade record when the position is flat again.
+# `book_fill_nb` moves cash, free cash and the position; around it the loop keeps its own records: the
+# account's fees, the protective levels set when a position opens or grows (by the stop rule, around
+# the average price), the trade record when the position is flat again, and today's realised loss for
+# the daily-loss cap.
 
 # %%
 #| export
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _set_levels_nb(ps, ref, sl, tp, dist):
-    "Protective levels of a position around `ref`: the tighter of the % stop and the distance stop, the TP."
-    d = ps.dir
-    level = stop_level_nb(d, ref, sl) if sl == sl else np.nan
-    if dist == dist:
-        by_dist = ref - d * dist
-        if level != level or d * (by_dist - level) > 0:
-            level = by_dist
-    ps.sl = level
-    ps.tp = stop_level_nb(-d, ref, tp) if tp == tp else np.nan
+    "Protective levels of a position around `ref`, by the one stop rule (`stop_price_nb`, `target_price_nb`)."
+    ps.sl = stop_price_nb(ps.dir, ref, sl, dist)
+    ps.tp = target_price_nb(ps.dir, ref, tp, np.nan)
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
 def _apply_fill_nb(ps, acct, cnt, fills, trades, record, col, i, oid, side, qty, price, fee, maker, reason, sl, tp,
-                   sl_dist):
+                   sl_dist, day):
     "Book one fill on position `ps` and the account; close the trade when the position is flat."
-    pos = ps.pos
-    cost = qty * price
-    if side > 0:
-        acct[_CASH] -= cost + fee
-        if pos < 0:
-            debt_diff = min(qty, -pos) * ps.debt / -pos
-            ps.debt -= debt_diff
-            acct[_FREE] += 2.0 * debt_diff - cost - fee
-        else:
-            acct[_FREE] -= cost + fee
-    else:
-        acct[_CASH] += cost - fee
-        if pos <= 0:
-            ps.debt += cost
-            acct[_FREE] += cost - fee - 2.0 * cost
-        else:
-            acct[_FREE] += cost - fee
+    b = book_fill_nb(Holding(ps.pos, ps.dir, ps.avg, ps.debt, ps.entry_qty, ps.entry_value, ps.exit_qty,
+                             ps.exit_value, ps.fees, ps.funding), Wallet(acct[_CASH], acct[_FREE]),
+                     side, qty, price, fee)
+    h = b.holding
+    ps.pos, ps.dir, ps.avg, ps.debt = h.pos, h.dir, h.avg, h.debt
+    ps.entry_qty, ps.entry_value, ps.exit_qty, ps.exit_value, ps.fees, ps.funding = (
+        h.entry_qty, h.entry_value, h.exit_qty, h.exit_value, h.fees, h.funding)
+    acct[_CASH], acct[_FREE] = b.wallet.cash, b.wallet.free
     acct[_FEES] += fee
     if record:
         f = fills[cnt[_N_FILLS]]
         f.order_id, f.col, f.bar, f.side, f.qty, f.price, f.fee, f.maker, f.reason = (oid, col, i, side, qty, price,
                                                                                       fee, maker, reason)
     cnt[_N_FILLS] += 1
-    if pos == 0.0 or (pos > 0) == (side > 0):  # opens or grows
-        if pos == 0.0:
-            ps.dir, ps.entry_bar, ps.avg, ps.peak = side, i, price, price
-            ps.entry_qty = ps.entry_value = ps.exit_qty = ps.exit_value = ps.fees = ps.funding = 0.0
-        else:
-            ps.avg = (ps.avg * abs(pos) + price * qty) / (abs(pos) + qty)
-        ps.entry_qty += qty
-        ps.entry_value += cost
+    if b.opened:
+        ps.entry_bar, ps.peak = i, price
+    if b.grew:
         _set_levels_nb(ps, ps.avg, sl, tp, sl_dist)
-    else:
-        ps.exit_qty += qty
-        ps.exit_value += cost
-    ps.fees += fee
-    ps.pos = pos + side * qty
-    if ps.pos == 0.0:
-        ps.debt = 0.0
-        pnl = ps.dir * (ps.exit_value - ps.entry_value) - ps.fees + ps.funding
+    if b.closed:
         if record:
             t = trades[cnt[_N_TRADES]]
             t.col, t.direction, t.entry_bar, t.exit_bar, t.qty = col, ps.dir, ps.entry_bar, i, ps.entry_qty
             t.entry_price, t.exit_price = ps.entry_value / ps.entry_qty, ps.exit_value / ps.exit_qty
-            t.fees, t.funding, t.pnl, t.ret, t.exit_reason = ps.fees, ps.funding, pnl, pnl / ps.entry_value, reason
+            t.fees, t.funding, t.pnl, t.ret, t.exit_reason = ps.fees, ps.funding, b.pnl, b.pnl / ps.entry_value, reason
         cnt[_N_TRADES] += 1
-        cnt[_N_WINS] += 1 if pnl > 0 else 0
+        cnt[_N_WINS] += 1 if b.pnl > 0 else 0
         ps.sl = ps.tp = np.nan
+        if acct[_DAY] != day:  # today's realised loss (wins reduce it), as the router's daily-loss cap counts it
+            acct[_DAY], acct[_DAY_LOSS] = day, 0.0
+        acct[_DAY_LOSS] -= b.pnl
 
 
 # %% [markdown]
 # ## A working order meets a bar
-# The exit slot needs no cash and is cut to what is left of the position; the entry slot spends free
-# cash and waits while an opposite position is still being closed. After a fill the order's size is a
-# number of units (its notional has been converted at the first fill).
+# `work_order_nb` decides how much the order may trade (an exit is cut to the position, an entry
+# spends free cash and waits while an opposite position is being closed) and runs the fill model.
+# After a fill the order's size is a number of units (its notional has been converted at the first fill).
 
 # %%
 #| export
@@ -288,30 +279,28 @@ def _bar_nb(mkt, cfg, pc, i, at_close):
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
-def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arrival, sl, tp, cfg, params):
+def _day_nb(mkt, cfg, i):
+    "The UTC day of bar `i`'s close (0 when the run has no daily-loss cap)."
+    return mkt.day[0, i] if cfg.has_day else 0
+
+
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arrival, sl, tp, day, cfg, params):
     "Run the order in `slot` through `bar`, met as `arrival` says (resting, at the open, at the close)."
-    pos, at_close = ps.pos, arrival == Arrival.CLOSE
-    if slot.reduce_only:
-        left = abs(pos) if pos * slot.side < 0 else 0.0
-        if left == 0.0:
-            _cancel_nb(slot, orders, cfg.record, Info.NOTHING_TO_CLOSE)
-            return
-        qty, cash_limit = min(slot.qty, left), np.inf
-    else:
-        if pos * slot.side < 0:
-            return  # an entry waits until the opposite position is closed
-        qty, cash_limit = slot.qty, max(min(acct[_FREE], acct[_CASH]), 0.0)
-    order = WorkingOrder(slot.side, slot.type, qty, slot.notional, slot.limit, slot.stop, slot.tif, slot.post_only,
-                         slot.triggered)
-    r = fill_order_nb(order, bar, arrival, cash_limit, params)
+    order = WorkingOrder(slot.side, slot.type, slot.qty, slot.notional, slot.limit, slot.stop, slot.tif,
+                         slot.post_only, slot.triggered)
+    w = work_order_nb(order, slot.reduce_only, ps.pos, acct[_CASH], acct[_FREE], bar, arrival, params)
+    oid, r = slot.order_id, w.fill
+    if w.action != WORKED:
+        if r.status != STATUS.OPEN:
+            _cancel_nb(slot, orders, cfg.record, r.info)
+        return
     slot.seen, slot.triggered = True, r.triggered
-    oid = slot.order_id
     if r.qty > 0.0:
-        if pos == 0.0:  # where the new position's path starts: the open for a market order arriving there
-            ps.fresh = 1 if slot.type == OrderType.MARKET and not at_close else 2
-            ps.fresh_price = r.price
+        if w.fresh:  # where the new position's path starts: the open for a market order arriving there
+            ps.fresh, ps.fresh_price = w.fresh, r.price
         _apply_fill_nb(ps, acct, cnt, fills, trades, cfg.record, col, i, oid, slot.side, r.qty, r.price, r.fee,
-                       r.maker, slot.reason, sl, tp, slot.sl_dist)
+                       r.maker, slot.reason, sl, tp, slot.sl_dist, day)
         slot.notional = np.inf
         slot.qty = r.remaining
         if cfg.record:
@@ -320,7 +309,7 @@ def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arriv
                 o.filled_qty + r.qty)
             o.filled_qty += r.qty
             o.fees += r.fee
-    if r.status != Status.OPEN:
+    if r.status != STATUS.OPEN:
         slot.active = False
         _close_order_nb(orders, cfg.record, oid, r.status, r.info)
 
@@ -331,33 +320,26 @@ def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arriv
 # order sees the whole bar; one opened inside the bar (a limit or stop entry) is checked against its
 # stop only, from its fill on (the conservative reading: the bar's low may have come after the fill,
 # its high before). A stop-loss or trailing stop fills as a taker (spread and slippage), a take-profit
-# as a maker at its price. The exit is not capped by volume: a stop that could not get out would leave
-# risk the model cannot price. The loop calls this only for a bar that reaches a level.
+# as a maker at its price (`protective_fill_nb`). The exit is not capped by volume: a stop that could
+# not get out would leave risk the model cannot price. The loop calls this only for a bar that reaches
+# a level (`levels_touched_nb`).
 
 # %%
 #| export
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
-def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, cfg, params):
+def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, day, cfg, params):
     "Exit the open position `ps` if `bar` hits one of its protective levels; True when it did."
-    d = ps.dir
-    start, tp = (bar.open, ps.tp) if ps.fresh != 2 else (ps.fresh_price, np.nan)
-    level, reason = protective_exit_nb(d, ps.sl, trail_level, tp, start, bar.high, bar.low)
-    if level != level:
+    qty = abs(ps.pos)
+    x = protective_fill_nb(ps.dir, qty, ps.sl, trail_level, ps.tp, ps.fresh, ps.fresh_price, bar, params)
+    if x.level != x.level:
         return False
-    side, qty = -d, abs(ps.pos)
-    if reason == Reason.TAKE_PROFIT:
-        price, fee_rate, maker = level, params.maker_fee, True
-        otype = OrderType.LIMIT
-    else:
-        price, fee_rate, maker = taker_price_nb(side, level, bar, params), params.taker_fee, False
-        otype = OrderType.STOP
-    fee = qty * price * fee_rate
-    oid = _write_order_nb(orders, cnt, cfg.record, col, i, side, otype, 0, reason, qty, np.inf,
-                          level if maker else np.nan, np.nan if maker else level, Status.FILLED, Info.NONE)
+    side = -ps.dir
+    oid = _write_order_nb(orders, cnt, cfg.record, col, i, side, x.order_type, 0, x.reason, qty, np.inf,
+                          x.level if x.maker else np.nan, np.nan if x.maker else x.level, STATUS.FILLED, INFO.NONE)
     if cfg.record:
-        orders[oid].filled_qty, orders[oid].avg_price, orders[oid].fees = qty, price, fee
-    _apply_fill_nb(ps, acct, cnt, fills, trades, cfg.record, col, i, oid, side, qty, price, fee, maker, reason, np.nan,
-                   np.nan, np.nan)
+        orders[oid].filled_qty, orders[oid].avg_price, orders[oid].fees = qty, x.price, x.fee
+    _apply_fill_nb(ps, acct, cnt, fills, trades, cfg.record, col, i, oid, side, qty, x.price, x.fee, x.maker,
+                   x.reason, np.nan, np.nan, np.nan, day)
     ps.cooldown_end = i + cfg.cooldown - 1
     return True
 
@@ -368,7 +350,14 @@ def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, 
 # bar cancel, as do a long and a short entry; an entry while the column is (or is about to be) in that
 # direction is ignored; an opposite entry reverses. The "target" direction counts working orders, so
 # with latency a signal the pending orders already carry out is not placed twice. Entries are refused
-# during the cooldown after a protective exit, and when their per-bar stop distance breaks the cap.
+# during the cooldown after a protective exit, when their stop (by the stop rule, at the decision's
+# close) is beyond the cap or the asset's band, and a short entry where shorting is off.
+#
+# **Risk sizing** (`sizing="risk"`) sizes an entry at the decision as the router does for paper and live:
+# `position_size_nb` on the group's equity, its drawdown from the peak, the entry's signal strength and
+# the stop distance; rounded down to the lot step (`order_qty_nb`, refused below one lot or the minimum
+# notional); then the per-trade, position, per-asset and daily-loss caps (`pretrade_check_nb`). The
+# order then wants that many units, as the router's order does.
 
 # %%
 #| export
@@ -383,28 +372,68 @@ def _target_nb(exit_slot, entry_slot, pos):
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
-def _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, reason, equity, dist, ref, cfg):
-    "Queue an entry of `side` (sized by `qty`, or by the sizing rule when qty is inf), after the stop-distance check."
+def _refuse_nb(orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, info, cfg):
+    "Record an entry refused at the decision."
+    _write_order_nb(orders, cnt, cfg.record, col, i, side, otype, cfg.tif, reason, qty, notional, limit, stop,
+                    STATUS.REJECTED, info)
+
+
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+def _risk_qty_nb(sdist, ref, score, day, acct, cfg):
+    "Units of an entry sized by the risk rules, or the negated INFO code that refuses it."
+    equity = acct[_EQUITY]
+    if not equity > 0.0:
+        return -float(INFO.NO_CASH)
+    notional = position_size_nb(equity, drawdown_pct_nb(equity, acct[_PEAK]), score, sdist, ref, cfg.leverage,
+                                cfg.risk)
+    qty = order_qty_nb(notional, ref, cfg.qty_step, cfg.min_notional)
+    if qty == 0.0:
+        return -float(INFO.BELOW_MIN_SIZE)
+    daily_loss = acct[_DAY_LOSS] if acct[_DAY] == day else 0.0
+    code = pretrade_check_nb(equity, qty * ref, 100 * sdist / ref, cfg.leverage, daily_loss, acct[_OPEN], cfg.risk)
+    if code != CAP_OK:
+        return -float(INFO.DAILY_LOSS if code == CAP_DAILY_LOSS else INFO.RISK_CAP)
+    return qty
+
+
+@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+def _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, reason, equity, sl, dist, ref, score,
+              day, acct, cfg):
+    "Queue an entry of `side` (sized by `qty`, or by the sizing rule when qty is inf), after the checks."
     notional = np.inf
-    if qty == np.inf and cfg.sizing != Sizing.CASH:
-        notional = cfg.size if cfg.sizing == Sizing.NOTIONAL else cfg.size * equity
+    if side < 0 and not cfg.shorting:
+        _refuse_nb(orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, INFO.NO_SHORTING, cfg)
+        return
+    sdist = stop_distance_nb(ref, sl, dist)  # where the stop rule will put the stop, seen from the decision
+    if sdist == sdist:  # the router's stop checks: within the cap and the asset's band
+        check = stop_check_nb(100 * sdist / ref, cfg.sl_min_pct, cfg.sl_max_pct, cfg.max_stop_pct)
+        if check != STOP_OK:
+            _refuse_nb(orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason,
+                       INFO.STOP_BAND if check == STOP_BAND else INFO.STOP_TOO_WIDE, cfg)
+            return
+    if qty == np.inf and cfg.sizing == SIZING.RISK:
+        if sdist != sdist:
+            _refuse_nb(orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, INFO.NO_STOP, cfg)
+            return
+        qty = _risk_qty_nb(sdist, ref, score, day, acct, cfg)
+        if qty < 0.0:
+            _refuse_nb(orders, cnt, col, i, side, otype, np.inf, notional, limit, stop, reason, int(-qty), cfg)
+            return
+    elif qty == np.inf and cfg.sizing != SIZING.CASH:
+        notional = cfg.size if cfg.sizing == SIZING.NOTIONAL else cfg.size * equity
         if not notional > 0.0:
             return
-    if dist == dist and not (dist > 0.0 and stop_within_cap_nb(ref, ref - side * dist, cfg.max_stop)):
-        _write_order_nb(orders, cnt, cfg.record, col, i, side, otype, cfg.tif, reason, qty, notional, limit, stop,
-                        Status.REJECTED, Info.STOP_TOO_WIDE)
-        return
     _queue_nb(entry_slot, orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, False, dist, cfg)
 
 
 @njit(cache=True, _nrt=False, no_cpython_wrapper=True)
-def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, size, otype, limit, stop, dist, ref,
-               time_up, equity, cfg):
+def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, size, otype, limit, stop, sl, dist,
+               ref, score, day, time_up, acct, cfg):
     "Turn a column's time stop, signals and per-bar order at bar `i` into working orders."
-    pos = ps.pos
+    pos, equity = ps.pos, acct[_EQUITY]
     if time_up and not exit_slot.active:
-        _queue_nb(exit_slot, orders, cnt, col, i, -ps.dir, OrderType.MARKET, np.inf, np.inf, np.nan, np.nan,
-                  Reason.TIME_STOP, True, np.nan, cfg)
+        _queue_nb(exit_slot, orders, cnt, col, i, -ps.dir, ORDER_TYPE.MARKET, np.inf, np.inf, np.nan, np.nan,
+                  REASON.TIME_STOP, True, np.nan, cfg)
     if le and lx:
         le = lx = False
     if se and sx:
@@ -415,26 +444,26 @@ def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, s
         le = se = False
     target = _target_nb(exit_slot, entry_slot, pos)
     if (target > 0 and (lx or se)) or (target < 0 and (sx or le)):
-        _cancel_nb(entry_slot, orders, cfg.record, Info.REPLACED)
+        _cancel_nb(entry_slot, orders, cfg.record, INFO.REPLACED)
         if pos != 0.0 and not exit_slot.active:
-            _queue_nb(exit_slot, orders, cnt, col, i, -1 if pos > 0 else 1, OrderType.MARKET, np.inf, np.inf, np.nan,
-                      np.nan, Reason.SIGNAL, True, np.nan, cfg)
+            _queue_nb(exit_slot, orders, cnt, col, i, -1 if pos > 0 else 1, ORDER_TYPE.MARKET, np.inf, np.inf, np.nan,
+                      np.nan, REASON.SIGNAL, True, np.nan, cfg)
         target = 0
     if target == 0 and (le or se):
-        _entry_nb(entry_slot, orders, cnt, col, i, 1 if le else -1, OrderType.MARKET, np.inf, np.nan, np.nan,
-                  Reason.SIGNAL, equity, dist, ref, cfg)
+        _entry_nb(entry_slot, orders, cnt, col, i, 1 if le else -1, ORDER_TYPE.MARKET, np.inf, np.nan, np.nan,
+                  REASON.SIGNAL, equity, sl, dist, ref, score, day, acct, cfg)
     if size == size and size != 0.0:
         side, qty = (1 if size > 0 else -1), abs(size)
-        _cancel_nb(exit_slot, orders, cfg.record, Info.REPLACED)
-        _cancel_nb(entry_slot, orders, cfg.record, Info.REPLACED)
+        _cancel_nb(exit_slot, orders, cfg.record, INFO.REPLACED)
+        _cancel_nb(entry_slot, orders, cfg.record, INFO.REPLACED)
         if pos * side < 0:  # the part that closes the position, then the part that opens the other way
             close_qty = min(qty, abs(pos))
-            _queue_nb(exit_slot, orders, cnt, col, i, side, otype, close_qty, np.inf, limit, stop, Reason.ORDER, True,
+            _queue_nb(exit_slot, orders, cnt, col, i, side, otype, close_qty, np.inf, limit, stop, REASON.ORDER, True,
                       np.nan, cfg)
             qty -= close_qty
         if qty > 0.0:
-            _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, Reason.ORDER, equity, dist, ref,
-                      cfg)
+            _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, REASON.ORDER, equity, sl, dist,
+                      ref, score, day, acct, cfg)
 
 
 # %% [markdown]
@@ -473,8 +502,7 @@ def _quiet_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, ps_all, slots):
                 return False
             d, trail = ps.dir, stops.trail[col]
             trail_level = stop_level_nb(d, ps.peak, trail) if trail == trail else np.nan
-            worst, best = (mkt.low[pc, i], mkt.high[pc, i]) if d > 0 else (mkt.high[pc, i], mkt.low[pc, i])
-            if d * (worst - ps.sl) <= 0 or d * (worst - trail_level) <= 0 or d * (best - ps.tp) > 0:
+            if levels_touched_nb(d, ps.sl, trail_level, ps.tp, mkt.high[pc, i], mkt.low[pc, i]):
                 return False
     return True
 
@@ -492,26 +520,26 @@ def _open_phase_nb(i, c0, c1, pcols, mkt, stops, cfg, params, ps_all, slots, acc
     for k in range(c1 - c0):
         col, ps = c0 + k, ps_all[k]
         pc = pcols[col]
+        day = _day_nb(mkt, cfg, i)
         if cfg.has_funding and ps.pos != 0.0 and mkt.funding[pc, i] != 0.0:
-            flow = funding_flow_nb(ps.pos, mkt.open[pc, i], mkt.funding[pc, i])
-            acct[_CASH] += flow
-            acct[_FREE] += flow
-            ps.funding += flow
+            h, w = book_funding_nb(Holding(ps.pos, ps.dir, ps.avg, ps.debt, ps.entry_qty, ps.entry_value, ps.exit_qty,
+                                           ps.exit_value, ps.fees, ps.funding), Wallet(acct[_CASH], acct[_FREE]),
+                                   funding_flow_nb(ps.pos, mkt.open[pc, i], mkt.funding[pc, i]))
+            acct[_CASH], acct[_FREE], ps.funding = w.cash, w.free, h.funding
         for s in range(2):
             slot = slots[k, s]
             if slot.active and (slot.arrive_bar < i or (slot.arrive_bar == i and not slot.arrive_close)):
                 # codes passed as int64, not literals: numba would compile a copy of the callee per literal
-                arrival = np.int64(Arrival.RESTING if slot.seen else Arrival.OPEN)
+                arrival = np.int64(ARRIVAL.RESTING if slot.seen else ARRIVAL.OPEN)
                 _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i,
-                              _bar_nb(mkt, cfg, pc, i, arrival == Arrival.CLOSE), arrival, stops.sl[col],
-                              stops.tp[col], cfg, params)
+                              _bar_nb(mkt, cfg, pc, i, arrival == ARRIVAL.CLOSE), arrival, stops.sl[col],
+                              stops.tp[col], day, cfg, params)
         if ps.pos != 0.0:
             d, trail = ps.dir, stops.trail[col]
             trail_level = stop_level_nb(d, ps.peak, trail) if trail == trail else np.nan
-            worst, best = (mkt.low[pc, i], mkt.high[pc, i]) if d > 0 else (mkt.high[pc, i], mkt.low[pc, i])
-            if d * (worst - ps.sl) <= 0 or d * (worst - trail_level) <= 0 or d * (best - ps.tp) > 0:
+            if levels_touched_nb(d, ps.sl, trail_level, ps.tp, mkt.high[pc, i], mkt.low[pc, i]):
                 if _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, _bar_nb(mkt, cfg, pc, i, False),
-                               trail_level, cfg, params):
+                               trail_level, day, cfg, params):
                     continue
             if trail == trail and ps.fresh != 2:
                 ps.peak = trail_peak_nb(d, ps.peak, mkt.high[pc, i], mkt.low[pc, i])
@@ -521,10 +549,13 @@ def _open_phase_nb(i, c0, c1, pcols, mkt, stops, cfg, params, ps_all, slots, acc
 def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all, slots, acct, cnt, orders, fills,
                     trades):
     "Decisions of every column of the group at bar `i`'s close, and the fills at the close."
-    if cfg.sizing == Sizing.EQUITY:
-        acct[_EQUITY] = acct[_CASH]
+    if cfg.sizing == SIZING.EQUITY or cfg.sizing == SIZING.RISK:  # the group's equity and exposure at this close
+        acct[_EQUITY], acct[_OPEN] = acct[_CASH], 0.0
         for k in range(c1 - c0):
-            acct[_EQUITY] += ps_all[k].pos * mkt.close[pcols[c0 + k], i]
+            value = ps_all[k].pos * mkt.close[pcols[c0 + k], i]
+            acct[_EQUITY] += value
+            acct[_OPEN] += abs(value)
+    day = _day_nb(mkt, cfg, i)
     for k in range(c1 - c0):
         col, ps = c0 + k, ps_all[k]
         pc = pcols[col]
@@ -534,18 +565,19 @@ def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all
         time_up = ps.pos != 0.0 and time_stop_due_nb(ps.entry_bar, i, stops.time_bars[col])
         if _useful_nb(ps.pos, slots[k, _EXIT], slots[k, _ENTRY], le, lx, se, sx, size, time_up):
             otype, limit, stop = ((ords.type[col, i], ords.limit[col, i], ords.stop[col, i]) if cfg.use_orders
-                                  else (OrderType.MARKET, np.nan, np.nan))
-            dist = stops.dist[col, i] if cfg.has_dist else np.nan
+                                  else (np.int64(ORDER_TYPE.MARKET), np.nan, np.nan))
+            dist = stops.dist[stops.dist_row[col], i] if cfg.has_dist else np.nan
+            score = sig.score[col, i] if cfg.has_score else 0.5
             _decide_nb(slots[k, _EXIT], slots[k, _ENTRY], ps, orders, cnt, col, i, le, lx, se, sx, size, otype,
-                       limit, stop, dist, mkt.close[pc, i], time_up, acct[_EQUITY], cfg)
+                       limit, stop, stops.sl[col], dist, mkt.close[pc, i], score, day, time_up, acct, cfg)
         if cfg.at_close:
             for s in range(2):
                 slot = slots[k, s]
                 if slot.active and slot.arrive_bar == i and slot.arrive_close and not slot.seen:
-                    arrival = np.int64(Arrival.CLOSE)
+                    arrival = np.int64(ARRIVAL.CLOSE)
                     _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i,
-                                  _bar_nb(mkt, cfg, pc, i, arrival == Arrival.CLOSE), arrival, stops.sl[col],
-                                  stops.tp[col], cfg, params)
+                                  _bar_nb(mkt, cfg, pc, i, arrival == ARRIVAL.CLOSE), arrival, stops.sl[col],
+                                  stops.tp[col], day, cfg, params)
         ps.fresh = 0  # the next bar starts with no position opened inside it
 
 
@@ -595,10 +627,9 @@ def _scan_one_nb(start, n, ps, high, low, close, funding, le, lx, se, sx, size, 
         end = min(n, ps.entry_bar + time_bars) if time_bars > 0 else n  # the time stop's bar needs a decision
         stop = end
         for i in range(start, end):
-            worst, best = (low[i], high[i]) if d > 0 else (high[i], low[i])
             trail_level = stop_level_nb(d, peak, trail) if has_trail else np.nan
-            if ((use1 and watch1[i]) or (use2 and watch2[i]) or d * (worst - sl) <= 0 or d * (worst - trail_level) <= 0
-                    or d * (best - tp) > 0 or (cfg.has_funding and funding[i] != 0.0)
+            if ((use1 and watch1[i]) or (use2 and watch2[i]) or levels_touched_nb(d, sl, trail_level, tp, high[i], low[i])
+                    or (cfg.has_funding and funding[i] != 0.0)
                     or (cfg.use_orders and size[i] == size[i] and size[i] != 0.0)):
                 stop = i
                 break
@@ -676,7 +707,8 @@ def _reset_nb(ps_all, slots, acct, cnt, init_cash):
         for s in range(2):
             slots[k, s].active = False
     acct[:] = init_cash
-    acct[_FEES] = acct[_MAX_DD] = 0.0
+    acct[_FEES] = acct[_MAX_DD] = acct[_OPEN] = acct[_DAY_LOSS] = 0.0
+    acct[_DAY] = -1.0  # no day yet
     cnt[:] = 0
 
 
@@ -703,7 +735,7 @@ def _stats_nb(acct, cnt, out):
 def new_state(width: int, init_cash: float) -> tuple[np.ndarray, ...]:
     "Fresh loop state for a group of `width` columns: positions, working-order slots, account cells, counters."
     ps_all, slots = np.zeros(width, dtype=_POS_DT), np.zeros((width, 2), dtype=_SLOT_DT)
-    acct, cnt = np.zeros(7), np.zeros(4, dtype=np.int64)
+    acct, cnt = np.zeros(10), np.zeros(4, dtype=np.int64)
     _reset_nb(ps_all, slots, acct, cnt, float(init_cash))
     return ps_all, slots, acct, cnt
 
@@ -713,7 +745,7 @@ def run_nb(start: int,  # first bar to simulate
            c0: int, c1: int,  # the group's columns (ignored when `alone` is given)
            alone: np.ndarray,  # int64 columns to simulate one by one (a sweep), or empty
            pcols: np.ndarray,  # market row of each column
-           mkt: Market, sig: Signals, ords: OrderArrays, stops: Stops,
+           mkt: Market, sig: SignalRows, ords: OrderArrays, stops: Stops,
            cfg: SimConfig, params: FillParams,
            equity_out: np.ndarray,  # (n_bars,) equity at each close, or (0,) to skip
            ps_all: np.ndarray, slots: np.ndarray, acct: np.ndarray, cnt: np.ndarray,  # state (see `new_state`)
@@ -744,21 +776,20 @@ def run_nb(start: int,  # first bar to simulate
 # %%
 # the package's copies of the kernels and their input types: numba caches those on disk, while the copies
 # this notebook's cells define would be compiled afresh (a dozen seconds) on every run
-from tradingbot.validation._backtest_nb import (FILL_DT, ORDER_DT, STAT_FIELDS, TRADE_DT, Market,  # noqa: E402
-                                                OrderArrays, Signals, SimConfig, Sizing, Stops, new_state, run_nb)
+from tradingbot.validation._backtest_nb import (FILL_DT, ORDER_DT, SIZING, STAT_FIELDS, TRADE_DT,  # noqa: E402
+                                                Market, OrderArrays, SignalRows, SimConfig, Stops, new_state, run_nb)
 
 n = 10
 px = np.linspace(100.0, 109.0, n)[None, :]
-unused = np.full((1, 1), np.nan)
-mkt = Market(px, px + 0.5, px - 0.5, px + 0.2, np.full((1, n), 1e6), unused, unused, unused)
+unused, unused_i, unused_b = np.full((1, 1), np.nan), np.zeros((1, 1), np.int64), np.zeros((1, 1), bool)
+mkt = Market(px, px + 0.5, px - 0.5, px + 0.2, np.full((1, n), 1e6), unused, unused, unused, unused_i)
 entries, exits = np.zeros((1, n), bool), np.zeros((1, n), bool)
 entries[0, 2], exits[0, 6] = True, True
-sig = Signals(entries, exits, np.zeros((1, 1), bool), np.zeros((1, 1), bool))
-ords = OrderArrays(unused, np.zeros((1, 1), np.int64), unused, unused)
-stops = Stops(np.full(1, np.nan), np.full(1, np.nan), np.full(1, np.nan), np.zeros(1, np.int64), unused)
-cfg = SimConfig(at_close=False, latency=0, sizing=Sizing.CASH, size=np.inf, init_cash=1_000.0, cooldown=1, tif=0,
-                post_only=False, max_stop=0.15, use_le=True, use_lx=True, use_se=False, use_sx=False,
-                use_orders=False, has_spread=False, has_vol=False, has_funding=False, has_dist=False, record=True)
+sig = SignalRows(entries, exits, unused_b, unused_b, unused)
+ords = OrderArrays(unused, unused_i, unused, unused)
+stops = Stops(np.full(1, np.nan), np.full(1, np.nan), np.full(1, np.nan), np.zeros(1, np.int64), unused,
+              np.zeros(1, np.int64))
+cfg = SimConfig(use_le=True, use_lx=True)  # all-in, next-open fills, no costs
 equity, stats = np.empty(n), np.empty((1, len(STAT_FIELDS)))
 state = new_state(1, 1_000.0)
 orders, fills, trades = np.empty(16, ORDER_DT), np.empty(16, FILL_DT), np.empty(16, TRADE_DT)
@@ -770,7 +801,7 @@ test_eq(f["bar"].tolist(), [3, 7])
 test_eq(f["price"].tolist(), [px[0, 3], px[0, 7]])
 test_close(t["pnl"][0], 1_000.0 / px[0, 3] * (px[0, 7] - px[0, 3]))
 test_close(equity[-1], stats[0, 0])
-test_eq(o["status"].tolist(), [Status.FILLED] * 2)
+test_eq(o["status"].tolist(), [STATUS.FILLED] * 2)
 
 # %% [markdown]
 # Buffers too small for the records a bar might write stop the run at that bar, to be grown and resumed;
@@ -782,9 +813,31 @@ tiny = np.empty(2, ORDER_DT), np.empty(2, FILL_DT), np.empty(2, TRADE_DT)
 test_eq(run_nb(0, 0, 1, np.empty(0, np.int64), np.zeros(1, np.int64), mkt, sig, ords, stops, cfg, FillParams(),
                np.empty(n), *state, *tiny, np.empty((1, len(STAT_FIELDS)))), 2)  # bars 0-1 are quiet; 2 is not
 per_col = np.empty((2, len(STAT_FIELDS)))
-two = Signals(np.repeat(entries, 2, 0), np.repeat(exits, 2, 0), np.zeros((1, 1), bool), np.zeros((1, 1), bool))
+two = SignalRows(np.repeat(entries, 2, 0), np.repeat(exits, 2, 0), unused_b, unused_b, unused)
 run_nb(0, 0, 0, np.arange(2), np.zeros(2, np.int64), mkt, two, ords, Stops(*(np.full(2, np.nan),) * 3,
-       np.zeros(2, np.int64), unused), cfg._replace(record=False), FillParams(), np.empty(0), *new_state(1, 1_000.0),
-       *tiny, per_col)
+       np.zeros(2, np.int64), unused, np.zeros(2, np.int64)), cfg._replace(record=False), FillParams(), np.empty(0),
+       *new_state(1, 1_000.0), *tiny, per_col)
 test_close(per_col[0], stats[0])
 test_close(per_col[1], stats[0])
+
+# %% [markdown]
+# **Risk sizing** sizes the same entry by the paper rules: a $500 account is a small account, so the
+# entry is the flat $10 — here with a 2-point stop and a lot step of 0.01 — and the position the loop
+# opens is exactly what `execution.risk` says paper and live would order at that close; a $20,000
+# account risks 1.5 % of its equity at the stop, capped at 25 % of equity in the position.
+
+# %%
+from tradingbot.execution.risk import compute_size  # noqa: E402
+
+dist = np.full((1, n), 2.0)
+st = Stops(np.full(1, np.nan), np.full(1, np.nan), np.full(1, np.nan), np.zeros(1, np.int64), dist,
+           np.zeros(1, np.int64))
+for cash, lots in ((500.0, 0.09), (20_000.0, 48.92)):  # $10 at 102.2 is 0.09 lots; 25 % of 20,000 is 48.92 lots
+    risky = cfg._replace(sizing=SIZING.RISK, qty_step=0.01, min_notional=5.0, has_dist=True, init_cash=cash)
+    state = new_state(1, cash)
+    orders, fills, trades = np.empty(16, ORDER_DT), np.empty(16, FILL_DT), np.empty(16, TRADE_DT)
+    run_nb(0, 0, 1, np.empty(0, np.int64), np.zeros(1, np.int64), mkt, sig, ords, st, risky, FillParams(),
+           np.empty(n), *state, orders, fills, trades, np.empty((1, len(STAT_FIELDS))))
+    want = compute_size(cash, 0.0, 0.5, 2.0, px[0, 2] + 0.2, 0.01, 5.0)
+    test_eq((fills[0]["qty"], fills[0]["bar"]), (want.qty, 3))
+    test_close(want.qty, lots)

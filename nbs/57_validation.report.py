@@ -111,7 +111,9 @@ def report_parameters(strategy: str,  # a strategy id of config/strategies.json
                       data: str,  # a bundled sample name, or venue:symbol:timeframe of the local cache
                       overrides: list[str] | None = None,  # `name=value` strings
                       seed: int | None = None,  # default VALIDATION.seed
-                      config_dir: str | Path | None = None,
+                      config_dir: str | Path | None = None,  # the configuration directory (default config/)
+                      asset: str | None = None,  # validate under this asset's rules (default: the data's asset)
+                      sizing: str | None = None,  # 'cash' for a research validation of data no asset trades
                       ) -> dict:
     "The papermill parameters of one validation report."
     cfg = load_config(config_dir=config_dir)
@@ -122,17 +124,30 @@ def report_parameters(strategy: str,  # a strategy id of config/strategies.json
     params = dict(spec["params"])
     params.update(parse_param(o, spec["params"]) for o in overrides or [])
     gates = {**cfg["config"]["VALIDATION"]["gates"], **(spec.get("gates") or {})}
-    return {"strategy": strategy, "data": data, "params": params, "gates": gates,
+    if asset is not None and asset not in cfg["assets"]:
+        raise ConfigError("--asset", asset, f"unknown asset (known: {', '.join(cfg['assets'])})")
+    if sizing not in (None, "cash", "risk"):
+        raise ConfigError("--sizing", sizing, "expected 'risk' (the asset's rules) or 'cash' (research)")
+    if sizing != "cash" and asset is None:  # say now, not from inside papermill, that the bars need an asset
+        from tradingbot.validation.pipeline import load_dataset, resolve_asset
+        from tradingbot.strategies.base import make_strategy
+        try:
+            resolve_asset(make_strategy(strategy, params), load_dataset(data), None, sizing)
+        except ValueError as exc:
+            raise ConfigError("--data", data, str(exc).removeprefix(f"{data}: ")) from None
+    return {"strategy": strategy, "data": data, "params": params, "gates": gates, "asset": asset, "sizing": sizing,
             "seed": cfg["config"]["VALIDATION"]["seed"] if seed is None else int(seed)}
 
 
 # %%
-p = report_parameters("rsi2", "spx_1d", ["entry_below=5", "time_stop_bars=7"], seed=1)
+p = report_parameters("rsi2", "btcusd_1h", ["entry_below=5", "time_stop_bars=7"], seed=1)
 test_eq((p["params"]["entry_below"], p["params"]["time_stop_bars"], p["seed"]), (5, 7, 1))
 test_eq(p["gates"]["min_trades"], 500)
-test_fail(lambda: report_parameters("rsi2", "spx_1d", ["entry=5"]), contains="--param: entry: unknown parameter")
-test_fail(lambda: report_parameters("rsi2", "spx_1d", ["entry_below=low"]), contains="'low' is not a valid int")
+test_fail(lambda: report_parameters("rsi2", "btcusd_1h", ["entry=5"]), contains="--param: entry: unknown parameter")
+test_fail(lambda: report_parameters("rsi2", "btcusd_1h", ["entry_below=low"]), contains="'low' is not a valid int")
 test_fail(lambda: report_parameters("nope", "spx_1d"), contains="strategies.json: nope: unknown strategy")
+test_fail(lambda: report_parameters("rsi2", "spx_1d"), contains="--data: spx_1d: no asset of config/assets.json")
+test_eq(report_parameters("rsi2", "spx_1d", sizing="cash")["sizing"], "cash")
 
 
 # %% [markdown]

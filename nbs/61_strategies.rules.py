@@ -27,7 +27,7 @@ import pandas as pd
 
 from tradingbot.config import get_key
 from tradingbot.indicators import indicator_arrays, parse_spec
-from tradingbot.strategies.base import Decision, Signals, Strategy
+from tradingbot.strategies.base import Decision, Signals, Strategy, make_strategy, register_strategy  # noqa: F401
 
 # %%
 #| hide
@@ -98,16 +98,18 @@ class _MeanReversion(Strategy):
             self._parsed = (parse_spec(self.indicator_spec()), self.warmup())
         entries, warmup = self._parsed
         if len(bars["close"]) <= warmup:
-            return Decision(False, False, math.nan, self.params["time_stop_bars"], warm=False)
+            return Decision(time_stop_bars=self.params["time_stop_bars"], warm=False)
         ind = indicator_arrays(bars, entries)
         last = {k: np.asarray(v[-1:], dtype=np.float64) for k, v in bars.items()}
         last.update({k: v[-1:] for k, v in ind.items()})
         warm = all(math.isfinite(v[0]) for v in last.values() if v is not None)
         entries, exits = self._rules(last)
-        return Decision(bool(entries[0]) and warm, bool(exits[0]), float(self._stop(last)[0]),
-                        self.params["time_stop_bars"], warm=warm)
+        return Decision(long_entry=bool(entries[0]) and warm, long_exit=bool(exits[0]),
+                        stop_distance=float(self._stop(last)[0]), time_stop_bars=self.params["time_stop_bars"],
+                        warm=warm)
 
 
+@register_strategy("rsi2")
 class RSI2(_MeanReversion):
     "Connors RSI-2: buy the dip of an up-trend."
     defaults = {**_MeanReversion.defaults, "rsi_period": 2, "entry_below": 10, "exit_above": 70}
@@ -121,6 +123,7 @@ class RSI2(_MeanReversion):
         return (rsi <= self.params["entry_below"]) & self._trend(f), rsi >= self.params["exit_above"]
 
 
+@register_strategy("ibs")
 class IBS(_MeanReversion):
     "Internal bar strength: buy a close near the low of the bar in an up-trend."
     defaults = {**_MeanReversion.defaults, "entry_below": 0.2}
@@ -134,6 +137,7 @@ class IBS(_MeanReversion):
         return entries, np.zeros(len(entries), dtype=bool)
 
 
+@register_strategy("rsi2_ibs")
 class RSI2IBS(_MeanReversion):
     "RSI-2 and IBS entry conditions on the same bar; RSI-2's exit."
     defaults = {**_MeanReversion.defaults, "rsi_period": 2, "rsi_entry_below": 10, "rsi_exit_above": 70,
@@ -174,7 +178,7 @@ for _cls in (RSI2, IBS, RSI2IBS):
     _sig = _st.signals(spx)
     for _t in range(_st.warmup(), len(spx)):
         _d = _st.latest({k: v[max(0, _t - 599):_t + 1] for k, v in _arrays.items()})
-        assert (_d.entry, _d.exit) == (bool(_sig.entries.iloc[_t]), bool(_sig.exits.iloc[_t])), (_cls, _t)
+        assert (_d.long_entry, _d.long_exit) == (bool(_sig.entries.iloc[_t]), bool(_sig.exits.iloc[_t])), (_cls, _t)
         assert _d.stop_distance == _sig.stop_distance.iloc[_t] or not _d.warm, (_cls, _t)
 
 # %%
@@ -186,28 +190,14 @@ f.sma_200.iloc[-400:].plot(ax=ax, lw=0.8);
 
 # %% [markdown]
 # ## From the configuration
-# `make_strategy(strategy_id)` builds a strategy from `config/strategies.json`: the entry's class comes from
-# its id (`rsi2`, `ibs`, `rsi2_ibs`) and its `params` are checked against the class's defaults.
-
-# %%
-#| export
-RULES: dict[str, type[Strategy]] = {"rsi2": RSI2, "ibs": IBS, "rsi2_ibs": RSI2IBS}
-
-
-def make_strategy(strategy_id: str, params: dict | None = None) -> Strategy:
-    "The strategy `strategy_id` of strategies.json with its configured params, updated by `params`."
-    spec = get_key(f"strategies.strategies.{strategy_id}")
-    cls = RULES.get(strategy_id) or RULES.get(spec.get("class", "") if spec else "")
-    if cls is None:
-        known = ", ".join(RULES)
-        raise ValueError(f"no strategy class for {strategy_id!r} (rule strategies: {known})")
-    return cls(strategy_id, {**((spec or {}).get("params") or {}), **(params or {})})
-
+# The three classes are registered under `rsi2`, `ibs` and `rsi2_ibs`, so `make_strategy(id)`
+# (`strategies.base`) builds them with the `params` of `config/strategies.json`, checked against the
+# class's defaults.
 
 # %%
 r = make_strategy("rsi2", {"entry_below": 5})
-test_eq((type(r), r.params["entry_below"], r.params["exit_above"]), (RSI2, 5, 70))
-for sid in RULES:  # strategies.json lists the indicators each strategy reads; they must not drift apart
+test_eq((type(r).__name__, r.params["entry_below"], r.params["exit_above"]), ("RSI2", 5, 70))
+for sid in ("rsi2", "ibs", "rsi2_ibs"):  # strategies.json lists the indicators each strategy reads; they must not drift
     test_eq(make_strategy(sid).indicator_spec(), get_key(f"strategies.strategies.{sid}.indicators"))
 test_fail(lambda: make_strategy("moon"), contains="no strategy class for 'moon'")
 test_fail(lambda: make_strategy("ibs", {"rsi_period": 2}), contains="unknown parameter 'rsi_period'")

@@ -54,7 +54,8 @@ from tradingbot.execution.fills import FillConfig
 from tradingbot.execution.model import OrderCancelled, OrderIntent, OrderRejected, PositionClosed, PositionOpened
 from tradingbot.execution.portfolio import Portfolio, compute_reward
 from tradingbot.execution.reconcile import Reconciler
-from tradingbot.execution.risk import RiskConfig, position_size
+from tradingbot.execution.enums import Reason
+from tradingbot.execution.risk import AssetRules, RiskConfig, position_size
 from tradingbot.execution.router import BookContext, Router
 from tradingbot.execution.simulated import SimulatedClient
 from tradingbot.execution.sltp import SLTPManager
@@ -64,8 +65,7 @@ from tradingbot.runtime.audit import AuditLog
 from tradingbot.runtime.controller import Controller
 from tradingbot.runtime.session import PaperSession
 from tradingbot.runtime.state import StateError, load_state
-from tradingbot.strategies.base import Decision, Strategy
-from tradingbot.strategies.rules import make_strategy
+from tradingbot.strategies.base import Decision, Strategy, make_strategy
 
 # %%
 #| hide
@@ -128,8 +128,8 @@ class SymbolBook:
     entry_bar: int = -1  # bar index of the fill that opened the position
     cooldown_end: int = -1  # no entry decided on bars <= this (the bar a protective exit fired)
     pending_entry: str | None = None  # client order id of a working entry
+    pending_side: int = 0  # its direction: +1 long, -1 short
     pending_exit: str | None = None  # client order id of a working exit
-    sl_pct: float | None = None  # the entry's stop distance in percent (exits carry it for the record)
     time_stop: int = 0  # the owner's time stop in bars (0: none)
 
     def to_dict(self) -> dict:
@@ -143,19 +143,19 @@ class AssetSetup:
     symbols: list[str]
     strategies: list[Strategy]
     fill: FillConfig
-    qty_step: float
-    min_notional: float
-    leverage: float = 1.0
+    rules: AssetRules  # lot step, minimum notional, stop band, shorting, leverage
 
 
-def asset_setup(asset: str, strategies: list[str] | None = None) -> AssetSetup:
-    "An asset's symbols, strategies, fill model and venue limits from the configuration."
+def asset_setup(asset: str,  # an asset class of assets.json
+                strategies: list[str] | None = None,  # strategy ids (default: the asset's configured ones)
+                ) -> AssetSetup:
+    "An asset's symbols, strategies, fill model and order rules from the configuration."
     spec = get_key(f"assets.{asset}")
     if spec is None:
         raise ValueError(f"unknown asset {asset!r}; see config/assets.json")
     ids = spec["strategies"] if strategies is None else strategies
     return AssetSetup(asset, list(spec["symbols"]), [make_strategy(s) for s in ids], FillConfig.for_asset(asset),
-                      float(spec["qty_step"]), float(spec["min_notional"]))
+                      AssetRules.for_asset(asset))
 
 
 # %% [markdown]
@@ -251,7 +251,8 @@ def _restore(self: Engine) -> None:
     snap = self.store.load_snapshot("engine")
     if snap is None:
         self.sessions = {a: PaperSession.start(a) for a in self.setups}
-        self.clients = {a: SimulatedClient(a, s.fill, cash=self.sessions[a].equity) for a, s in self.setups.items()}
+        self.clients = {a: SimulatedClient(a, s.fill, cash=self.sessions[a].equity, shorting=s.rules.shorting)
+                        for a, s in self.setups.items()}
         self.portfolios = {a: Portfolio(a, self.sessions[a].equity) for a in self.setups}
         self.budget = Budget.from_config()
         self.books = {sym: SymbolBook(a, sym) for sym, a in self.asset_of.items()}
@@ -399,7 +400,7 @@ def _settle(self: Engine, asset: str, book: SymbolBook, cid: str, status: str) -
     if order is not None:
         self.router._release(self.store.update_order_status(cid, status))
     if book.pending_entry == cid:
-        book.pending_entry = None
+        book.pending_entry, book.pending_side = None, 0
         if status != "filled" and self.portfolios[asset].position(book.symbol) is None:
             book.owner = None
     if book.pending_exit == cid:
@@ -437,7 +438,7 @@ def _closed(self: Engine, asset: str, book: SymbolBook, event: PositionClosed, r
     if self.daily_loss[asset][0] != day:
         self.daily_loss[asset] = [day, 0.0]
     self.daily_loss[asset][1] -= pnl
-    if reason != "order":  # a protective exit: no new entry decided on this bar (the backtester's cooldown)
+    if Reason.parse(reason).protective:  # no new entry decided on this bar (the backtester's cooldown)
         book.cooldown_end = book.index
     self.store.append_event(event)
     self._log(asset, "trades", "position_closed", bar_ts=bar.close_time.isoformat(), asset=asset,
@@ -446,7 +447,7 @@ def _closed(self: Engine, asset: str, book: SymbolBook, event: PositionClosed, r
               fees=trade["fees"], pnl_u=0.0, pnl_r=pnl, points=reward["points"], mode=self._mode(asset),
               txid=event.position_id, exit_reason=reason, strategy=trade.get("strategy_id"))
     if book.pending_entry is None:  # an entry decided with this exit (a time stop's re-entry) keeps its settings
-        book.owner, book.sl_pct, book.time_stop = None, None, 0
+        book.owner, book.time_stop = None, 0
 
 
 Engine._on_venue_event, Engine._settle, Engine._opened, Engine._closed = _on_venue_event, _settle, _opened, _closed
@@ -454,67 +455,88 @@ Engine._on_venue_event, Engine._settle, Engine._opened, Engine._closed = _on_ven
 
 # %% [markdown]
 # ### Deciding at the close
-# The backtester's `_decide_nb`, per symbol: a time stop due queues an exit; an entry and an exit of the
-# same strategy on one bar cancel; an exit signal of the owner closes the position (and cancels a working
-# entry); an entry is taken only when the symbol is heading flat and not on a bar a stop fired.
+# The backtester's `_decide_nb`, per symbol, on each strategy's four signals: a time stop due queues an
+# exit; an entry and an exit of one direction on one bar cancel, as do a long and a short entry; no entry
+# on a bar a stop fired. While the symbol holds (or is about to hold) a position, its owner's signals
+# rule it: an exit of that side, or an entry of the other, closes it (and cancels a working entry). When
+# the symbol is heading flat, the owner's entry — a reversal — and then the other strategies', in
+# configuration order, may open the next position.
 
 # %%
 #| export
+def _signals(d: Decision, cooling: bool) -> tuple[bool, bool, bool, bool]:
+    "A decision's (long entry, long exit, short entry, short exit) after the backtester's cancellation rules."
+    le, lx, se, sx = d.long_entry, d.long_exit, d.short_entry, d.short_exit
+    if le and lx:
+        le = lx = False
+    if se and sx:
+        se = sx = False
+    if le and se:
+        le = se = False
+    if cooling or not d.warm:
+        le = se = False
+    return le, lx, se, sx
+
+
 def _decide(self: Engine, asset: str, book: SymbolBook, bar: BarEvent) -> bool:
     "The strategies' decisions at `bar`'s close, routed; True if an order was placed or cancelled."
     pos = self.portfolios[asset].position(book.symbol)
     qty = pos.qty if pos is not None else 0.0
     arrays = self.windows[book.symbol].arrays()
     decisions = [(s, s.latest(arrays)) for s in self.setups[asset].strategies]
-    acted = False
+    acted, cooling = False, book.index <= book.cooldown_end
     if qty != 0.0 and book.time_stop > 0 and book.index - book.entry_bar >= book.time_stop and not book.pending_exit:
-        acted |= self._exit(asset, book, bar, qty, "time_stop")
-    owner = next((d for s, d in decisions if s.strategy_id == book.owner), None)
-    exit_signal = owner is not None and owner.exit and not owner.entry
-    entry = next(((s, d) for s, d in decisions if d.entry and d.warm and not d.exit), None)
-    if book.index <= book.cooldown_end:
-        entry = None
-    target = 1 if book.pending_entry else 0 if book.pending_exit else (1 if qty > 0 else -1 if qty < 0 else 0)
-    if target != 0 and exit_signal:
-        if book.pending_entry:
-            acted |= self.router.cancel(asset, book.pending_entry)
-            self._settle(asset, book, book.pending_entry, "cancelled")
-        if qty != 0.0 and not book.pending_exit:
-            acted |= self._exit(asset, book, bar, qty, "signal")
-        target = 0
-    if target == 0 and entry is not None:
-        acted |= self._enter(asset, book, bar, *entry)
+        acted |= self._exit(asset, book, bar, qty, Reason.TIME_STOP)
+    target = book.pending_side if book.pending_entry else 0 if book.pending_exit else (1 if qty > 0 else -1 if qty < 0 else 0)
+    owned = [(s, d) for s, d in decisions if s.strategy_id == book.owner]
+    if owned and target != 0:
+        le, lx, se, sx = _signals(owned[0][1], cooling)
+        if (target > 0 and (lx or se)) or (target < 0 and (sx or le)):
+            if book.pending_entry:
+                acted |= self.router.cancel(asset, book.pending_entry)
+                self._settle(asset, book, book.pending_entry, "cancelled")
+            if qty != 0.0 and not book.pending_exit:
+                acted |= self._exit(asset, book, bar, qty, Reason.SIGNAL)
+            target = 0
+    if target == 0:
+        for strategy, d in owned + [(s, d) for s, d in decisions if s.strategy_id != book.owner]:
+            le, _, se, _ = _signals(d, cooling)
+            if le or se:
+                acted |= self._enter(asset, book, bar, strategy, d, 1 if le else -1)
+                break
     return acted
 
 
-def _exit(self: Engine, asset: str, book: SymbolBook, bar: BarEvent, qty: float, reason: str) -> bool:
-    "Route a reduce-only market order closing the position."
-    intent = OrderIntent(asset, book.symbol, "sell" if qty > 0 else "buy", sl_pct=book.sl_pct or 1.0,
-                         strategy_id=book.owner or "exit", qty=abs(qty), meta={"reason": reason})
+def _exit(self: Engine, asset: str, book: SymbolBook, bar: BarEvent, qty: float, reason: Reason) -> bool:
+    "Route a reduce-only market order closing the position (an exit carries no stop)."
+    intent = OrderIntent(asset, book.symbol, "sell" if qty > 0 else "buy", sl_pct=None,
+                         strategy_id=book.owner or "exit", qty=abs(qty), meta={"reason": reason.value})
     result = self.router.place(intent, decision_ts=bar.close_time, ctx=self._context(asset, bar), sequence=0,
                                reduce_only=True)
-    self._log_decision(asset, book, bar, intent, result, reason)
+    self._log_decision(asset, book, bar, intent, result, reason.value)
     if result.ok:
         book.pending_exit = result.order.client_order_id
     return result.order is not None
 
 
-def _enter(self: Engine, asset: str, book: SymbolBook, bar: BarEvent, strategy: Strategy, d: Decision) -> bool:
+def _enter(self: Engine, asset: str, book: SymbolBook, bar: BarEvent, strategy: Strategy, d: Decision,
+           side: int) -> bool:
     "Size an entry by the risk rules and route it; a refusal is logged with its reason."
     pf, price, dist = self.portfolios[asset], bar.close, d.stop_distance
     if not (math.isfinite(dist) and dist > 0):
         self._log(asset, "decisions", "intent_refused", bar_ts=bar.close_time.isoformat(), asset=asset,
                   symbol=book.symbol, strategy=strategy.strategy_id, reason=f"no stop distance ({dist!r})")
         return False
-    notional = position_size(pf.equity, pf.drawdown_pct, d.score, dist, price, self.risk)
-    intent = OrderIntent(asset, book.symbol, "buy" if d.side > 0 else "sell", sl_pct=100 * dist / price,
+    rules = self.setups[asset].rules
+    notional = position_size(pf.equity, pf.drawdown_pct, d.score, dist, price, self.risk, rules.leverage)
+    intent = OrderIntent(asset, book.symbol, "buy" if side > 0 else "sell", sl_pct=None,
                          strategy_id=strategy.strategy_id, notional=max(notional, 1e-9), score=d.score,
-                         meta={"sl_distance": dist})
+                         sl_distance=dist)
     result = self.router.place(intent, decision_ts=bar.close_time, ctx=self._context(asset, bar), sequence=1)
     self._log_decision(asset, book, bar, intent, result, "signal")
     if result.ok:
-        book.pending_entry, book.owner = result.order.client_order_id, strategy.strategy_id
-        book.sl_pct, book.time_stop = intent.sl_pct, d.time_stop_bars
+        book.pending_entry, book.pending_side, book.owner = result.order.client_order_id, side, strategy.strategy_id
+        book.time_stop = d.time_stop_bars
     return result.order is not None
 
 
@@ -524,14 +546,15 @@ def _context(self: Engine, asset: str, bar: BarEvent) -> BookContext:
     day, lost = self.daily_loss[asset]
     return BookContext(equity=pf.equity, price=bar.close, open_positions=pf.open_positions(),
                        daily_realised_loss=lost if day == bar.close_time.strftime("%Y-%m-%d") else 0.0,
-                       qty_step=setup.qty_step, min_notional=setup.min_notional, leverage=setup.leverage)
+                       qty_step=setup.rules.qty_step, min_notional=setup.rules.min_notional,
+                       leverage=setup.rules.leverage)
 
 
 def _log_decision(self: Engine, asset, book, bar, intent, result, why) -> None:
     self._log(asset, "decisions", "intent_routed" if result.ok else "intent_refused",
               bar_ts=bar.close_time.isoformat(), asset=asset, symbol=book.symbol, side=intent.side,
               notional=intent.notional, qty=result.order.intent.qty if result.order else intent.qty,
-              price=bar.close, sl_pct=intent.sl_pct, score=intent.score, strategy=intent.strategy_id, why=why,
+              price=bar.close, sl_distance=intent.sl_distance, score=intent.score, strategy=intent.strategy_id, why=why,
               ok=result.ok, stage=result.stage, reason=result.reason, mode=self._mode(asset),
               txid=result.order.client_order_id if result.order else None)
 
@@ -571,7 +594,7 @@ def close_all(self: Engine) -> None:
     for asset, pf in self.portfolios.items():
         for p in pf.open_positions():
             book = self.books[p["symbol"]]
-            intent = OrderIntent(asset, p["symbol"], "sell" if p["qty"] > 0 else "buy", sl_pct=book.sl_pct or 1.0,
+            intent = OrderIntent(asset, p["symbol"], "sell" if p["qty"] > 0 else "buy", sl_pct=None,
                                  strategy_id="stop", qty=abs(p["qty"]), meta={"immediate": True, "reason": "close_all"})
             ts = pd.Timestamp.now(tz="UTC")
             self.router.place(intent, decision_ts=ts, ctx=self._context(asset, _last_bar(self, p["symbol"])),

@@ -32,6 +32,10 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
+
+from tradingbot.execution._nb import stop_price_nb, target_price_nb
+from tradingbot.execution.enums import Reason
 from tradingbot.execution.model import Fill, Order, OrderCancelled, OrderIntent, OrderRejected
 
 # %%
@@ -40,7 +44,6 @@ from fastcore.test import test_eq, test_fail
 
 # %%
 #| export
-EXIT_REASONS = ("order", "stop_loss", "take_profit", "trailing_stop")  # why a fill happened at the venue
 ACK_STATUSES = ("submitted", "filled", "rejected")
 
 
@@ -72,11 +75,10 @@ class Ack:
 class Execution:
     "One fill as a venue reports it, with the reason it happened."
     fill: Fill
-    reason: str = "order"  # one of EXIT_REASONS
+    reason: Reason = Reason.ORDER  # an order's fill, or the protective exit the venue triggered
 
     def __post_init__(self):
-        if self.reason not in EXIT_REASONS:
-            raise ValueError(f"Execution.reason must be one of {EXIT_REASONS}, got {self.reason!r}")
+        object.__setattr__(self, "reason", Reason.parse(self.reason, "Execution.reason"))
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,11 @@ test_fail(lambda: FundingPayment("BTCUSDT", float("nan"), "2024-01-01T08:00:00+0
 
 
 # %% [markdown]
-# `Protection` is how far protective levels sit from the entry. A distance in price units (the ATR stop of
-# the rule strategies) wins over a percentage; with neither, there is no level. The percentage arithmetic
-# is `stop_level_nb`'s (`ref * (1 - direction * pct / 100)`), so a level computed here equals the
-# backtester's to the last bit.
+# `Protection` is how far protective levels sit from the entry: a distance in price units (the ATR stop
+# of the rule strategies) and/or a percentage. `levels` places them by the one stop rule of the fill
+# model (`stop_price_nb`, `target_price_nb`): with both given, the tighter stop and the nearer target —
+# so a level computed here equals the backtester's to the last bit, and no venue, manager or check
+# reads a stop any other way.
 
 # %%
 #| export
@@ -112,13 +115,21 @@ def _optional_positive(name: str, value) -> float | None:
     return float(value)
 
 
+def _nan(x: float | None) -> float:
+    return np.nan if x is None else x
+
+
+def _level(x: float) -> float | None:
+    return None if x != x else float(x)
+
+
 @dataclass(frozen=True)
 class Protection:
     "Where a position's stop-loss and take-profit sit relative to its entry price."
-    sl_distance: float | None = None  # price units; wins over sl_pct
-    sl_pct: float | None = None  # percent of the entry price
-    tp_distance: float | None = None  # price units; wins over tp_pct
-    tp_pct: float | None = None
+    sl_distance: float | None = None  # price units
+    sl_pct: float | None = None  # percent of the entry price (with a distance too: the tighter)
+    tp_distance: float | None = None  # price units
+    tp_pct: float | None = None  # percent of the entry price (with a distance too: the nearer)
 
     def __post_init__(self):
         for name in ("sl_distance", "sl_pct", "tp_distance", "tp_pct"):
@@ -127,14 +138,13 @@ class Protection:
     def levels(self, direction: int,  # +1 long, -1 short
                entry: float,  # average entry price
                ) -> tuple[float | None, float | None]:  # (stop-loss price, take-profit price)
-        "The protective prices of a position entered at `entry`."
+        "The protective prices of a position entered at `entry`, by the one stop rule."
         if direction not in (1, -1):
             raise ValueError(f"direction must be +1 or -1, got {direction!r}")
-        sl = (entry - direction * self.sl_distance if self.sl_distance is not None
-              else entry * (1.0 - direction * (self.sl_pct / 100)) if self.sl_pct is not None else None)
-        tp = (entry + direction * self.tp_distance if self.tp_distance is not None
-              else entry * (1.0 + direction * (self.tp_pct / 100)) if self.tp_pct is not None else None)
-        return sl, tp
+        sl_frac = _nan(self.sl_pct) / 100 if self.sl_pct is not None else np.nan
+        tp_frac = _nan(self.tp_pct) / 100 if self.tp_pct is not None else np.nan
+        return (_level(stop_price_nb(direction, float(entry), sl_frac, _nan(self.sl_distance))),
+                _level(target_price_nb(direction, float(entry), tp_frac, _nan(self.tp_distance))))
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("sl_distance", "sl_pct", "tp_distance", "tp_pct")}
@@ -145,13 +155,13 @@ class Protection:
 
 
 def protection_of(intent: OrderIntent) -> Protection:
-    "The protection an intent asks for: `meta['sl_distance']` or `sl_pct`; `tp_schema` pct or distance."
+    "The protection an intent asks for: its `sl_distance` and/or `sl_pct`; `tp_schema` pct or distance."
     tp = intent.tp_schema or {}
     kind = tp.get("type")
     if kind not in (None, "pct", "distance"):
         raise ValueError(f"tp_schema type {kind!r} is not one a venue can hold; the strategy resolves it to "
                          "{'type': 'pct', 'pct': x} or {'type': 'distance', 'distance': x} before routing")
-    return Protection(sl_distance=intent.meta.get("sl_distance"), sl_pct=intent.sl_pct,
+    return Protection(sl_distance=intent.sl_distance, sl_pct=intent.sl_pct,
                       tp_distance=tp.get("distance") if kind == "distance" else None,
                       tp_pct=tp.get("pct") if kind == "pct" else None)
 
@@ -160,12 +170,13 @@ def protection_of(intent: OrderIntent) -> Protection:
 p = Protection(sl_pct=2.0, tp_pct=4.0)
 test_eq(p.levels(1, 100.0), (98.0, 104.0))
 test_eq(p.levels(-1, 100.0), (102.0, 96.0))
-test_eq(Protection(sl_distance=3.0, sl_pct=2.0).levels(1, 100.0), (97.0, None))  # a distance wins
+test_eq(Protection(sl_distance=3.0, sl_pct=2.0).levels(1, 100.0), (98.0, None))  # both: the tighter stop
+test_eq(Protection(sl_distance=1.5, sl_pct=2.0, tp_distance=3.0, tp_pct=4.0).levels(1, 100.0), (98.5, 103.0))
 test_eq(Protection().levels(1, 100.0), (None, None))
 test_fail(lambda: Protection(sl_pct=-1.0), contains="sl_pct must be a finite number > 0")
 test_fail(lambda: p.levels(0, 100.0), contains="direction must be +1 or -1")
 intent = OrderIntent("crypto_spot", "BTCUSDT", "buy", sl_pct=2.5, strategy_id="rsi2", qty=0.01,
-                     tp_schema={"type": "pct", "pct": 5.0}, meta={"sl_distance": 800.0})
+                     tp_schema={"type": "pct", "pct": 5.0}, sl_distance=800.0)
 test_eq(protection_of(intent), Protection(sl_distance=800.0, sl_pct=2.5, tp_pct=5.0))
 test_eq(Protection.from_dict(protection_of(intent).to_dict()), protection_of(intent))
 test_fail(lambda: protection_of(OrderIntent("forex", "EURUSD", "buy", 1.0, "x", qty=1.0, tp_schema={"type": "atr"})),
@@ -175,13 +186,12 @@ test_fail(lambda: protection_of(OrderIntent("forex", "EURUSD", "buy", 1.0, "x", 
 # The stop-level arithmetic is the backtester's, bit for bit:
 
 # %%
-import numpy as np
-
 from tradingbot.execution._nb import stop_level_nb
 
 for ref, pct in [(30123.45, 2.0), (1.08765, 0.7), (99.99, 13.3)]:
     assert Protection(sl_pct=pct).levels(1, ref)[0] == stop_level_nb(1, ref, np.float64(pct) / 100)
     assert Protection(tp_pct=pct).levels(-1, ref)[1] == stop_level_nb(1, ref, np.float64(pct) / 100)
+    assert Protection(sl_distance=pct).levels(-1, ref)[0] == ref + pct
 
 
 # %%

@@ -40,8 +40,9 @@ from decimal import Decimal
 from tradingbot.brokers.base import ExecutionClient
 from tradingbot.execution.budget import Budget
 from tradingbot.execution.exposure import ExposureConfig, can_open
+from tradingbot.execution._nb import stop_distance_nb
 from tradingbot.execution.model import Order, OrderIntent, client_order_id
-from tradingbot.execution.risk import RiskConfig, Sized, round_size, valid_order
+from tradingbot.execution.risk import RiskConfig, round_size, valid_order
 from tradingbot.execution.store import OrderStore
 from tradingbot.jsonlog import log_event
 
@@ -84,23 +85,26 @@ class _AlwaysOpen:
 
 
 # %% [markdown]
-# The effective stop of an intent is the wider of its percentage and its distance: a strategy that sends a
-# tight `sl_pct` with a 30 % `sl_distance` is refused.
+# The effective stop of an intent is where the one stop rule (`stop_distance_nb`) puts it: its
+# `sl_distance` or its `sl_pct`, the tighter when it gives both — the level the venue will hold. Every
+# check (the 15 % cap, the asset's band, the risk caps) reads that one number.
 
 # %%
 #| export
-def effective_sl_pct(intent: OrderIntent, price: float) -> float:
+def effective_sl_pct(intent: OrderIntent,  # the intent
+                     price: float,  # the reference price (the decision's close)
+                     ) -> float:  # percent of `price` (NaN: the intent carries no stop)
     "The stop distance the order really carries, in percent of `price`."
-    dist = intent.meta.get("sl_distance")
-    by_dist = 100 * float(dist) / price if dist is not None else -math.inf
-    return max(float(intent.sl_pct), by_dist)
+    frac = intent.sl_pct / 100 if intent.sl_pct is not None else math.nan
+    dist = intent.sl_distance if intent.sl_distance is not None else math.nan
+    return 100 * float(stop_distance_nb(float(price), frac, dist)) / price
 
 
 # %%
-_i = OrderIntent("crypto_spot", "BTCUSDT", "buy", sl_pct=2.0, strategy_id="rsi2", notional=100.0,
-                 meta={"sl_distance": 3000.0})
-test_eq(effective_sl_pct(_i, 10_000.0), 30.0)
-test_eq(effective_sl_pct(dataclasses.replace(_i, meta={}), 10_000.0), 2.0)
+_i = OrderIntent("crypto_spot", "BTCUSDT", "buy", sl_pct=2.0, strategy_id="rsi2", notional=100.0, sl_distance=3000.0)
+test_eq(effective_sl_pct(_i, 10_000.0), 2.0)  # the tighter of 2 % and 30 %: the venue holds 2 %
+test_eq(effective_sl_pct(dataclasses.replace(_i, sl_pct=None), 10_000.0), 30.0)
+test_eq(math.isnan(effective_sl_pct(dataclasses.replace(_i, sl_pct=None, sl_distance=None), 10_000.0)), True)
 
 
 # %%
@@ -138,17 +142,15 @@ class Router:
 #| export
 def _check_risk(self: Router, intent: OrderIntent, ctx: BookContext) -> tuple[OrderIntent | None, str]:
     "Stop required and within the cap; size rounded; `valid_order`'s caps."
-    sl = effective_sl_pct(intent, ctx.price)
     if not (math.isfinite(ctx.price) and ctx.price > 0):
         return None, f"no valid reference price ({ctx.price!r})"
+    sl = effective_sl_pct(intent, ctx.price)
     if sl > self.risk.max_stop_loss_pct:
         return None, (f"stop-loss {sl:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT {self.risk.max_stop_loss_pct:g} %; "
                       "every order needs a stop within the cap")
     notional = intent.notional if intent.notional is not None else intent.qty * ctx.price
     sized = round_size(notional, ctx.price, ctx.qty_step, ctx.min_notional)
-    if sized.qty == 0 and notional <= self.risk.small_account_notional + 1e-9:
-        sized = _smallest_lot(notional, ctx)  # the $10 rule: the venue's smallest order at or above it
-    if sized.qty == 0:
+    if sized.qty == 0:  # below one lot or the venue's minimum: refused, never rounded up
         return None, sized.reason
     asset_open = sum(abs(float(p["notional"])) for p in ctx.open_positions)
     ok, reason = valid_order(ctx.equity, sized.notional, sl, intent.asset, ctx.leverage, ctx.daily_realised_loss,
@@ -156,14 +158,6 @@ def _check_risk(self: Router, intent: OrderIntent, ctx: BookContext) -> tuple[Or
     if not ok:
         return None, reason
     return dataclasses.replace(intent, qty=sized.qty, notional=None), ""
-
-
-def _smallest_lot(notional: float, ctx: BookContext) -> Sized:
-    "The smallest quantity on the venue's step whose value reaches both `notional` and the venue minimum."
-    want = max(notional, ctx.min_notional) / ctx.price
-    steps = math.ceil(want / ctx.qty_step - 1e-9)
-    qty = float(Decimal(steps) * Decimal(repr(ctx.qty_step)))
-    return Sized(qty, qty * ctx.price)
 
 
 def _check_book(self: Router, intent: OrderIntent, ctx: BookContext, cid: str) -> tuple[str, str]:
@@ -223,11 +217,14 @@ def place(self: Router, intent: OrderIntent, *,
 def send(self: Router, order: Order) -> RouteResult:
     "Record `order` (or find it recorded), then hand it to the client unless the venue already has it."
     cid, cap = order.client_order_id, self.risk.max_stop_loss_pct
-    if not order.reduce_only and not order.intent.sl_pct <= cap:  # whatever path the order came by (a restore too)
-        if self.store.get_order(cid) is not None:
-            self.store.update_order_status(cid, "rejected")
-        return self._refuse("risk", f"stop-loss {order.intent.sl_pct:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT "
-                                    f"{cap:g} %; the order is not sent", order.intent, cid)
+    ref = order.limit_price or order.stop_price
+    if not order.reduce_only:  # whatever path the order came by (a restore too)
+        sl = effective_sl_pct(order.intent, ref) if ref is not None else (order.intent.sl_pct or math.nan)
+        if sl > cap:
+            if self.store.get_order(cid) is not None:
+                self.store.update_order_status(cid, "rejected")
+            return self._refuse("risk", f"stop-loss {sl:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT {cap:g} %; the "
+                                        "order is not sent", order.intent, cid)
     existed = self.store.get_order(cid) is not None
     stored = self.store.record_order(order)
     client = self._client(order.intent.asset)
@@ -324,8 +321,8 @@ budget = Budget({"crypto_spot": Bucket(1000.0, 1000.0)})
 router = Router(store, {"crypto_spot": venue}, budget=budget)
 ctx = BookContext(equity=5000.0, price=50_000.0, qty_step=1e-6, min_notional=5.0)
 when = datetime.fromisoformat("2024-03-01T10:00:00+00:00")
-buy = OrderIntent("crypto_spot", "BTCUSDT", "buy", sl_pct=2.0, strategy_id="rsi2", notional=500.0,
-                  meta={"sl_distance": 1000.0})
+buy = OrderIntent("crypto_spot", "BTCUSDT", "buy", sl_pct=None, strategy_id="rsi2", notional=500.0,
+                  sl_distance=1000.0)
 r = router.place(buy, decision_ts=when, ctx=ctx)
 test_eq((r.ok, r.order.status, r.order.intent.qty), (True, "submitted", 0.01))
 test_eq(store.get_order(r.order.client_order_id).broker_order_id, "b-" + r.order.client_order_id[-4:])
@@ -356,16 +353,19 @@ del venue.orders[_crashed.client_order_id]
 # Every check fails fast with its reason:
 
 # %%
-wide = dataclasses.replace(buy, meta={"sl_distance": 10_000.0})  # 20 % below the price
+wide = dataclasses.replace(buy, sl_distance=10_000.0)  # 20 % below the price
 test_eq(router.place(wide, decision_ts=when, ctx=ctx, sequence=1).stage, "risk")
 assert "exceeds SAFETY.MAX_STOP_LOSS_PCT" in router.place(wide, decision_ts=when, ctx=ctx, sequence=1).reason
 _small = router.place(dataclasses.replace(buy, notional=20.0), decision_ts=when, sequence=2,
                       ctx=dataclasses.replace(ctx, min_notional=50.0))
 test_eq(_small.stage, "risk")
 assert "below the minimum 50 USD" in _small.reason
-# the $10 rule on a venue whose lot is worth more: the smallest lot at or above $10 (here 9 units are $9.72)
+# the $10 rule on a venue whose lot is worth more is refused, not rounded up: $10 of EUR/USD at 1.08 is 9 units,
+# $9.72, under the $10 minimum
 _fx = BookContext(equity=900.0, price=1.08, qty_step=1.0, min_notional=10.0)
-test_eq(_check_risk(router, dataclasses.replace(buy, notional=10.0, meta={}), _fx)[0].qty, 10.0)
+_eur = OrderIntent("forex", "EURUSD", "buy", sl_pct=1.0, strategy_id="rsi2", notional=10.0)
+test_eq(_check_risk(router, _eur, _fx), (None, "min notional: 9.72 USD after rounding 9.2592593 down to step 1 is "
+                                           "below the minimum 10 USD"))
 big = router.place(dataclasses.replace(buy, notional=900.0), decision_ts=when, ctx=ctx, sequence=3)
 test_eq(big.stage, "budget")  # 500 of the 1,000 are reserved
 assert "available" in big.reason

@@ -121,10 +121,10 @@ def test_wide_stop_direct_router_call_is_refused(tmp_path_factory, sl_pct, dist_
     tmp = tmp_path_factory.mktemp("router")
     engine = Engine([asset_setup("crypto_spot", ["rsi2"])], tmp / "state", tmp / "logs")
     price = 50_000.0
-    # the stop is wide through sl_pct, or through a distance while sl_pct claims 2 %
-    meta = {"sl_distance": price * max(dist_pct, 15.0001) / 100} if via_distance else {}
-    intent = OrderIntent("crypto_spot", "BTCUSDT", "buy", sl_pct=2.0 if via_distance else sl_pct,
-                         strategy_id="rsi2", notional=100.0, meta=meta)
+    # the stop is wide through sl_pct, or through a distance (the stop rule's distance is what the venue holds)
+    dist = price * max(dist_pct, 15.0001) / 100 if via_distance else None
+    intent = OrderIntent("crypto_spot", "BTCUSDT", "buy", sl_pct=None if via_distance else sl_pct,
+                         strategy_id="rsi2", notional=100.0, sl_distance=dist)
     ctx = BookContext(equity=5_000.0, price=price, qty_step=1e-6, min_notional=5.0)
     result = engine.router.place(intent, decision_ts=WHEN, ctx=ctx)
     assert (result.ok, result.stage) == (False, "risk")

@@ -68,7 +68,7 @@ def test_two_symbols_fill_like_the_backtesters_cash_sharing_group(tmp_path, fram
         bar, sym = pd.Timestamp(o["created_at"]) - pd.Timedelta("1h"), o["intent"]["symbol"]
         assert np.isnan(size.loc[bar, sym]), f"two orders for {sym} decided on {bar}"
         size.loc[bar, sym] = o["intent"]["qty"] * (1 if o["intent"]["side"] == "buy" else -1)
-        dist.loc[bar, sym] = o["intent"]["meta"].get("sl_distance", np.nan)
+        dist.loc[bar, sym] = o["intent"]["sl_distance"] or np.nan
     result = backtest(frames, orders={s: size[[s]].rename(columns={s: "size"}) for s in frames},
                       stop_distance=dist, fill=fill, init_cash=1000.0)
     bt = result.fills

@@ -4,8 +4,9 @@ Two checks, each able to fail on its own:
 - fills: the orders the runner decided (bar, side, quantity, stop distance), given to the backtester as
   per-bar orders, produce the same fills (time, price, quantity, fee) and the same final equity (1e-9);
 - decisions: the runner's round trips (entry and exit fill times, exit reasons) equal those of the
-  backtester run on the strategy's vectorised signals (`Strategy.signals` over all bars), time stop and
-  ATR stop included — so the bar-by-bar path decides what the research path decides.
+  backtester run on the strategy's vectorised signals (`Strategy.backtest` with `asset="crypto_spot"`: the
+  asset's sizing, lots and stop band), time stop and ATR stop included — so the bar-by-bar path decides what
+  the research path decides.
 """
 import json
 import os
@@ -21,7 +22,7 @@ import pandas as pd
 from tradingbot.data.samples import load_sample
 from tradingbot.execution.fills import FillConfig
 from tradingbot.execution.portfolio import Portfolio
-from tradingbot.strategies.rules import make_strategy
+from tradingbot.strategies.base import make_strategy
 from tradingbot.validation.backtest import backtest
 
 from helpers import round_trips
@@ -77,7 +78,7 @@ def test_paper_runner_fills_equal_backtest_fills(tmp_path):
         bar = pd.Timestamp(o["created_at"]) - pd.Timedelta("1h")
         assert np.isnan(size[bar]), f"two orders decided on {bar}"
         size[bar] = o["intent"]["qty"] * (1 if o["intent"]["side"] == "buy" else -1)
-        dist[bar] = o["intent"]["meta"].get("sl_distance", np.nan)
+        dist[bar] = o["intent"]["sl_distance"] or np.nan
     result = backtest(bars, orders=pd.DataFrame({"size": size}), stop_distance=dist,
                       fill=FillConfig.for_asset("crypto_spot"), init_cash=1000.0)
     bt = result.fills
@@ -94,9 +95,7 @@ def test_paper_runner_fills_equal_backtest_fills(tmp_path):
 def test_paper_runner_decides_like_the_vectorised_strategy(tmp_path):
     bars = load_sample("btcusd_1h").iloc[:BARS]
     fills, _, _ = _read(_run(tmp_path, time_stop=5))
-    sig = make_strategy("rsi2").signals(bars)
-    result = backtest(bars, sig.entries, sig.exits, stop_distance=sig.stop_distance, time_stop_bars=5,
-                      sizing="notional", size=100.0, fill=FillConfig.for_asset("crypto_spot"), init_cash=1000.0)
+    result = make_strategy("rsi2", {"time_stop_bars": 5}).backtest(bars, asset="crypto_spot")  # as paper trades it
     ours, theirs = round_trips(fills), result.trades
     assert len(theirs) > 50 and set(theirs.exit_reason) >= {"signal", "stop_loss", "time_stop"}
     assert len(ours) == len(theirs)

@@ -61,9 +61,8 @@ class Driver:
             self._send(client, bar, side, qty, otype, limit, stop, False, dist)
 
     def _send(self, client, bar, side, qty, otype, limit, stop, reduce_only, dist) -> None:
-        intent = OrderIntent(self.asset, self.symbol, "buy" if side > 0 else "sell", 5.0, "parity", qty=qty,
-                             meta={} if dist is None else {"sl_distance": dist},
-                             tp_schema={"type": "pct", "pct": self.tp_pct})
+        intent = OrderIntent(self.asset, self.symbol, "buy" if side > 0 else "sell", None, "parity", qty=qty,
+                             sl_distance=dist, tp_schema={"type": "pct", "pct": self.tp_pct})
         coid = client_order_id("parity", self.symbol, bar.close_time, self.n)
         self.n += 1
         order = Order(coid, intent, order_type=otype, reduce_only=reduce_only,

@@ -3,7 +3,9 @@
 
 # %% tags=["parameters"]
 strategy = "rsi2"
-data = "spx_1d"
+data = "btcusd_1h"
+asset = None
+sizing = None
 params = {}
 gates = {}
 seed = 42
@@ -29,15 +31,16 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)  # quantstats asks for Arial
 pd.set_option("display.float_format", lambda x: f"{x:,.4f}")
 v = validate_strategy(strategy, data, params=params or None, gates=gates or None, seed=seed, n_sims=n_sims,
-                      progress=True)
+                      progress=True, asset=asset, sizing=sizing)
 record = {**v.record(), "stamp": report_stamp}
 
 # %% [markdown]
 # ## Parameters and provenance
 
 # %%
-display(pd.Series({"strategy": v.strategy, "data": v.data, "parameters": json.dumps(v.params),
-                   "gates": json.dumps(v.gates), "costs": json.dumps(v.costs), "seed": v.seed,
+display(pd.Series({"strategy": v.strategy, "data": v.data, "asset": v.asset or "none (research)", "sizing": v.sizing,
+                   "parameters": json.dumps(v.params),
+                   "gates": json.dumps(v.gates), "costs": json.dumps(v.costs, default=str), "seed": v.seed,
                    "data hash (sha256)": v.data_hash, "code commit": v.commit, "bars per year": v.periods,
                    "trials in the search": len(v.grid), "report": report_stamp}, name="value").to_frame())
 

@@ -11,14 +11,16 @@ import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+import numpy as np
+
+from ..execution._nb import stop_price_nb, target_price_nb
+from ..execution.enums import Reason
 from ..execution.model import Fill, Order, OrderCancelled, OrderIntent, OrderRejected
 
 # %% auto #0
-__all__ = ['EXIT_REASONS', 'ACK_STATUSES', 'Capabilities', 'Ack', 'Execution', 'FundingPayment', 'Protection', 'protection_of',
-           'ExecutionClient']
+__all__ = ['ACK_STATUSES', 'Capabilities', 'Ack', 'Execution', 'FundingPayment', 'Protection', 'protection_of', 'ExecutionClient']
 
 # %% ../../nbs/80_brokers.base.ipynb #8e339d21
-EXIT_REASONS = ("order", "stop_loss", "take_profit", "trailing_stop")  # why a fill happened at the venue
 ACK_STATUSES = ("submitted", "filled", "rejected")
 
 
@@ -50,11 +52,10 @@ class Ack:
 class Execution:
     "One fill as a venue reports it, with the reason it happened."
     fill: Fill
-    reason: str = "order"  # one of EXIT_REASONS
+    reason: Reason = Reason.ORDER  # an order's fill, or the protective exit the venue triggered
 
     def __post_init__(self):
-        if self.reason not in EXIT_REASONS:
-            raise ValueError(f"Execution.reason must be one of {EXIT_REASONS}, got {self.reason!r}")
+        object.__setattr__(self, "reason", Reason.parse(self.reason, "Execution.reason"))
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,21 @@ def _optional_positive(name: str, value) -> float | None:
     return float(value)
 
 
+def _nan(x: float | None) -> float:
+    return np.nan if x is None else x
+
+
+def _level(x: float) -> float | None:
+    return None if x != x else float(x)
+
+
 @dataclass(frozen=True)
 class Protection:
     "Where a position's stop-loss and take-profit sit relative to its entry price."
-    sl_distance: float | None = None  # price units; wins over sl_pct
-    sl_pct: float | None = None  # percent of the entry price
-    tp_distance: float | None = None  # price units; wins over tp_pct
-    tp_pct: float | None = None
+    sl_distance: float | None = None  # price units
+    sl_pct: float | None = None  # percent of the entry price (with a distance too: the tighter)
+    tp_distance: float | None = None  # price units
+    tp_pct: float | None = None  # percent of the entry price (with a distance too: the nearer)
 
     def __post_init__(self):
         for name in ("sl_distance", "sl_pct", "tp_distance", "tp_pct"):
@@ -92,14 +101,13 @@ class Protection:
     def levels(self, direction: int,  # +1 long, -1 short
                entry: float,  # average entry price
                ) -> tuple[float | None, float | None]:  # (stop-loss price, take-profit price)
-        "The protective prices of a position entered at `entry`."
+        "The protective prices of a position entered at `entry`, by the one stop rule."
         if direction not in (1, -1):
             raise ValueError(f"direction must be +1 or -1, got {direction!r}")
-        sl = (entry - direction * self.sl_distance if self.sl_distance is not None
-              else entry * (1.0 - direction * (self.sl_pct / 100)) if self.sl_pct is not None else None)
-        tp = (entry + direction * self.tp_distance if self.tp_distance is not None
-              else entry * (1.0 + direction * (self.tp_pct / 100)) if self.tp_pct is not None else None)
-        return sl, tp
+        sl_frac = _nan(self.sl_pct) / 100 if self.sl_pct is not None else np.nan
+        tp_frac = _nan(self.tp_pct) / 100 if self.tp_pct is not None else np.nan
+        return (_level(stop_price_nb(direction, float(entry), sl_frac, _nan(self.sl_distance))),
+                _level(target_price_nb(direction, float(entry), tp_frac, _nan(self.tp_distance))))
 
     def to_dict(self) -> dict:
         return {k: getattr(self, k) for k in ("sl_distance", "sl_pct", "tp_distance", "tp_pct")}
@@ -110,13 +118,13 @@ class Protection:
 
 
 def protection_of(intent: OrderIntent) -> Protection:
-    "The protection an intent asks for: `meta['sl_distance']` or `sl_pct`; `tp_schema` pct or distance."
+    "The protection an intent asks for: its `sl_distance` and/or `sl_pct`; `tp_schema` pct or distance."
     tp = intent.tp_schema or {}
     kind = tp.get("type")
     if kind not in (None, "pct", "distance"):
         raise ValueError(f"tp_schema type {kind!r} is not one a venue can hold; the strategy resolves it to "
                          "{'type': 'pct', 'pct': x} or {'type': 'distance', 'distance': x} before routing")
-    return Protection(sl_distance=intent.meta.get("sl_distance"), sl_pct=intent.sl_pct,
+    return Protection(sl_distance=intent.sl_distance, sl_pct=intent.sl_pct,
                       tp_distance=tp.get("distance") if kind == "distance" else None,
                       tp_pct=tp.get("pct") if kind == "pct" else None)
 

@@ -12,72 +12,17 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .enums import Arrival, Info, OrderType, Reason, Side, Status, TimeInForce
+
 # %% auto #0
-__all__ = ['Side', 'OrderType', 'TimeInForce', 'Arrival', 'Status', 'Info', 'Reason', 'code_name', 'FillParams', 'Bar',
-           'WorkingOrder', 'FillResult', 'half_spread_nb', 'taker_price_nb', 'trigger_nb', 'through_nb',
-           'participation_cap_nb', 'affordable_qty_nb', 'fill_order_nb', 'arrival_bar_nb', 'protective_exit_nb',
-           'trail_peak_nb', 'stop_level_nb', 'time_stop_due_nb', 'stop_within_cap_nb', 'funding_flow_nb']
+__all__ = ['SIDE', 'ORDER_TYPE', 'TIF', 'REASON', 'STATUS', 'INFO', 'ARRIVAL', 'FillParams', 'Bar', 'WorkingOrder', 'FillResult',
+           'half_spread_nb', 'taker_price_nb', 'trigger_nb', 'through_nb', 'participation_cap_nb', 'affordable_qty_nb',
+           'fill_order_nb', 'arrival_bar_nb', 'protective_exit_nb', 'trail_peak_nb', 'stop_level_nb', 'stop_price_nb',
+           'target_price_nb', 'stop_distance_nb', 'time_stop_due_nb', 'stop_within_cap_nb', 'funding_flow_nb']
 
 # %% ../../nbs/40_execution._nb.ipynb #12f047e7
-class _Side(NamedTuple):
-    BUY: int = 1
-    SELL: int = -1
-
-
-class _OrderType(NamedTuple):
-    MARKET: int = 0
-    LIMIT: int = 1
-    STOP: int = 2  # stop-market: a market order once the stop price trades
-    STOP_LIMIT: int = 3  # a limit order once the stop price trades
-
-
-class _TimeInForce(NamedTuple):
-    GTC: int = 0  # good till cancelled: rests, and a capped remainder carries to the next bar
-    IOC: int = 1  # immediate or cancel: what cannot fill on arrival is cancelled
-    FOK: int = 2  # fill or kill: all on arrival, or nothing
-
-
-class _Arrival(NamedTuple):
-    RESTING: int = 0  # at the market since an earlier bar
-    OPEN: int = 1  # reaches the market at this bar's open
-    CLOSE: int = 2  # reaches the market at this bar's close (nothing of the bar is left)
-
-
-class _Status(NamedTuple):
-    OPEN: int = 0  # still working
-    FILLED: int = 1
-    CANCELLED: int = 2
-    REJECTED: int = 3
-
-
-class _Info(NamedTuple):
-    NONE: int = 0
-    POST_ONLY: int = 1  # a post-only limit would have crossed the spread
-    NOT_MARKETABLE: int = 2  # an IOC/FOK limit that could not fill on arrival
-    IOC_REMAINDER: int = 3  # the part of an IOC order beyond the volume cap
-    FOK_UNFILLED: int = 4  # a FOK order the volume cap could not fill whole
-    NO_CASH: int = 5
-    STOP_TOO_WIDE: int = 6  # stop distance beyond SAFETY.MAX_STOP_LOSS_PCT
-    REPLACED: int = 7  # cancelled by a later decision
-    NOTHING_TO_CLOSE: int = 8  # an exit found the position already closed
-
-
-class _Reason(NamedTuple):
-    SIGNAL: int = 0
-    ORDER: int = 1
-    STOP_LOSS: int = 2
-    TAKE_PROFIT: int = 3
-    TRAILING_STOP: int = 4
-    TIME_STOP: int = 5
-
-
-Side, OrderType, TimeInForce, Arrival = _Side(), _OrderType(), _TimeInForce(), _Arrival()
-Status, Info, Reason = _Status(), _Info(), _Reason()
-
-
-def code_name(codes: NamedTuple, value: int) -> str:
-    "Lower-case name of `value` in a code namespace, e.g. `code_name(Status, 1)` -> 'filled'."
-    return codes._fields[codes.index(value)].lower()
+SIDE, ORDER_TYPE, TIF, REASON = Side.namespace(), OrderType.namespace(), TimeInForce.namespace(), Reason.namespace()
+STATUS, INFO, ARRIVAL = Status.namespace(), Info.namespace(), Arrival.namespace()
 
 # %% ../../nbs/40_execution._nb.ipynb #4cb4195f
 class FillParams(NamedTuple):
@@ -103,7 +48,7 @@ class Bar(NamedTuple):
 
 class WorkingOrder(NamedTuple):
     "What is left of an order."
-    side: int  # Side.BUY or Side.SELL
+    side: int  # SIDE.BUY or SIDE.SELL
     type: int  # OrderType
     qty: float  # units still wanted; inf: as many as `notional` or the cash limit allows
     notional: float = np.inf  # spend at most this much (price × qty); inf: no such limit
@@ -193,23 +138,23 @@ def _size_fill_nb(order: WorkingOrder, price: float, maker: bool, triggered: boo
     if cash_capped:
         want = afford
     if not (want > 0.0 and want < np.inf):
-        return FillResult(0.0, np.nan, 0.0, False, Status.REJECTED, Info.NO_CASH, 0.0, triggered)
+        return FillResult(0.0, np.nan, 0.0, False, STATUS.REJECTED, INFO.NO_CASH, 0.0, triggered)
     qty = min(want, participation_cap_nb(bar.volume, params.participation))
     if want - qty <= 1e-9 * want:  # leave no dust of rounding working
         qty = want
-    if qty < want and order.tif == TimeInForce.FOK:
-        return FillResult(0.0, np.nan, 0.0, False, Status.CANCELLED, Info.FOK_UNFILLED, 0.0, triggered)
+    if qty < want and order.tif == TIF.FOK:
+        return FillResult(0.0, np.nan, 0.0, False, STATUS.CANCELLED, INFO.FOK_UNFILLED, 0.0, triggered)
     remaining = want - qty
-    status, info = Status.FILLED, Info.NONE
+    status, info = STATUS.FILLED, INFO.NONE
     if remaining > 0.0:
-        gtc = order.tif == TimeInForce.GTC
-        status, info = (Status.OPEN, Info.NONE) if gtc else (Status.CANCELLED, Info.IOC_REMAINDER)
+        gtc = order.tif == TIF.GTC
+        status, info = (STATUS.OPEN, INFO.NONE) if gtc else (STATUS.CANCELLED, INFO.IOC_REMAINDER)
     if not qty > 0.0:
         return FillResult(0.0, np.nan, 0.0, False, status, info, remaining, triggered)
     notional = qty * price
     # spend the cash limit exactly, as vectorbt does, so a cash-sized order leaves no crumbs of cash
     fee = cash_limit - notional if cash_capped and remaining == 0.0 and fee_rate != 0.0 else notional * fee_rate
-    return FillResult(qty, price, fee, maker, status, info, remaining if status == Status.OPEN else 0.0, triggered)
+    return FillResult(qty, price, fee, maker, status, info, remaining if status == STATUS.OPEN else 0.0, triggered)
 
 # %% ../../nbs/40_execution._nb.ipynb #9aac5318
 @njit(cache=True)
@@ -221,15 +166,15 @@ def _limit_fill_nb(order: WorkingOrder, at: float, path: bool, arriving: bool, b
         touch = at + side * half_spread_nb(at, bar.spread, params.spread)
         if side * (limit - touch) >= 0:
             if order.post_only:
-                return np.nan, False, Info.POST_ONLY
+                return np.nan, False, INFO.POST_ONLY
             price = taker_price_nb(side, at, bar, params)
-            return (limit if side * (price - limit) > 0 else price), False, Info.NONE
-        if order.tif != TimeInForce.GTC:
-            return np.nan, False, Info.NOT_MARKETABLE
+            return (limit if side * (price - limit) > 0 else price), False, INFO.NONE
+        if order.tif != TIF.GTC:
+            return np.nan, False, INFO.NOT_MARKETABLE
         if not path:
-            return np.nan, False, Info.NONE
-        return through_nb(side, limit, bar.open, bar.high, bar.low, False), True, Info.NONE
-    return through_nb(side, limit, bar.open, bar.high, bar.low, True), True, Info.NONE
+            return np.nan, False, INFO.NONE
+        return through_nb(side, limit, bar.open, bar.high, bar.low, False), True, INFO.NONE
+    return through_nb(side, limit, bar.open, bar.high, bar.low, True), True, INFO.NONE
 
 # %% ../../nbs/40_execution._nb.ipynb #c7f50cbe
 @njit(cache=True)
@@ -240,13 +185,13 @@ def fill_order_nb(order: WorkingOrder,  # what is left of the order
                   params: FillParams,  # the fill model's settings
                  ) -> FillResult:  # fill of this bar and the order's status after it
     "Run one working order through one bar: trigger, price, fee, partial fill and time in force."
-    at_close = arrival == Arrival.CLOSE
+    at_close = arrival == ARRIVAL.CLOSE
     first = bar.close if at_close else bar.open
     path = not at_close
     side, triggered = order.side, order.triggered
-    arriving = arrival != Arrival.RESTING
-    working = FillResult(0.0, np.nan, 0.0, False, Status.OPEN, Info.NONE, order.qty, triggered)
-    if order.type == OrderType.STOP or order.type == OrderType.STOP_LIMIT:
+    arriving = arrival != ARRIVAL.RESTING
+    working = FillResult(0.0, np.nan, 0.0, False, STATUS.OPEN, INFO.NONE, order.qty, triggered)
+    if order.type == ORDER_TYPE.STOP or order.type == ORDER_TYPE.STOP_LIMIT:
         if not triggered:
             trig = trigger_nb(side, order.stop, first, bar.high, bar.low, path)
             if trig != trig:
@@ -254,18 +199,18 @@ def fill_order_nb(order: WorkingOrder,  # what is left of the order
             triggered, arriving = True, True
             if trig != first:  # triggered inside the bar: the rest of the bar's path is unknown
                 first, path = trig, False
-            working = FillResult(0.0, np.nan, 0.0, False, Status.OPEN, Info.NONE, order.qty, True)
-        if order.type == OrderType.STOP:
+            working = FillResult(0.0, np.nan, 0.0, False, STATUS.OPEN, INFO.NONE, order.qty, True)
+        if order.type == ORDER_TYPE.STOP:
             return _size_fill_nb(order, taker_price_nb(side, first, bar, params), False, triggered, bar, cash_limit,
                                  params)
-    if order.type == OrderType.MARKET:
+    if order.type == ORDER_TYPE.MARKET:
         return _size_fill_nb(order, taker_price_nb(side, first, bar, params), False, triggered, bar, cash_limit,
                              params)
     price, maker, info = _limit_fill_nb(order, first, path, arriving, bar, params)
-    if info == Info.POST_ONLY:
-        return FillResult(0.0, np.nan, 0.0, False, Status.REJECTED, info, 0.0, triggered)
-    if info == Info.NOT_MARKETABLE:
-        return FillResult(0.0, np.nan, 0.0, False, Status.CANCELLED, info, 0.0, triggered)
+    if info == INFO.POST_ONLY:
+        return FillResult(0.0, np.nan, 0.0, False, STATUS.REJECTED, info, 0.0, triggered)
+    if info == INFO.NOT_MARKETABLE:
+        return FillResult(0.0, np.nan, 0.0, False, STATUS.CANCELLED, info, 0.0, triggered)
     if price != price:
         return working
     return _size_fill_nb(order, price, maker, triggered, bar, cash_limit, params)
@@ -285,9 +230,9 @@ def protective_exit_nb(direction: int,  # +1 long, -1 short
                        open: float, high: float, low: float,  # the bar's path from where it is checked
                       ) -> tuple[float, int]:  # (price the level trades at, Reason); NaN, -1 when none
     "First protective exit a position meets in a bar, stop before take-profit."
-    stop, reason = sl, Reason.STOP_LOSS
+    stop, reason = sl, REASON.STOP_LOSS
     if trail == trail and (sl != sl or direction * (trail - sl) > 0):
-        stop, reason = trail, Reason.TRAILING_STOP
+        stop, reason = trail, REASON.TRAILING_STOP
     if stop == stop:
         if direction * (open - stop) <= 0:
             return open, reason
@@ -295,9 +240,9 @@ def protective_exit_nb(direction: int,  # +1 long, -1 short
             return stop, reason
     if tp == tp:
         if direction * (open - tp) > 0:
-            return open, Reason.TAKE_PROFIT
+            return open, REASON.TAKE_PROFIT
         if (high > tp) if direction > 0 else (low < tp):
-            return tp, Reason.TAKE_PROFIT
+            return tp, REASON.TAKE_PROFIT
     return np.nan, -1
 
 
@@ -311,6 +256,48 @@ def trail_peak_nb(direction: int, peak: float, high: float, low: float) -> float
 def stop_level_nb(direction: int, ref: float, frac: float) -> float:
     "Price `frac` away from `ref` against a position of `direction` (a stop-loss or trailing level)."
     return ref * (1.0 - direction * frac)
+
+# %% ../../nbs/40_execution._nb.ipynb #0b79e774
+@njit(cache=True)
+def stop_price_nb(direction: int,  # +1 long, -1 short
+                  ref: float,  # reference price: the entry (or average) price
+                  sl_frac: float,  # stop distance as a fraction of `ref` (NaN: none)
+                  sl_dist: float,  # stop distance in price units (NaN: none)
+                 ) -> float:  # the stop-loss price (NaN: no stop)
+    "The stop-loss price: `sl_dist` or `sl_frac` away from `ref` against the position, the tighter of the two."
+    level = stop_level_nb(direction, ref, sl_frac) if sl_frac == sl_frac else np.nan
+    if sl_dist == sl_dist:
+        by_dist = ref - direction * sl_dist
+        if level != level or direction * (by_dist - level) > 0:
+            level = by_dist
+    return level
+
+
+@njit(cache=True)
+def target_price_nb(direction: int,  # +1 long, -1 short
+                    ref: float,  # reference price: the entry (or average) price
+                    tp_frac: float,  # take-profit distance as a fraction of `ref` (NaN: none)
+                    tp_dist: float,  # take-profit distance in price units (NaN: none)
+                   ) -> float:  # the take-profit price (NaN: no target)
+    "The take-profit price: `tp_dist` or `tp_frac` away from `ref` in the position's favour, the nearer of the two."
+    level = stop_level_nb(-direction, ref, tp_frac) if tp_frac == tp_frac else np.nan
+    if tp_dist == tp_dist:
+        by_dist = ref + direction * tp_dist
+        if level != level or direction * (by_dist - level) < 0:
+            level = by_dist
+    return level
+
+
+@njit(cache=True)
+def stop_distance_nb(ref: float,  # reference price
+                     sl_frac: float,  # stop distance as a fraction of `ref` (NaN: none)
+                     sl_dist: float,  # stop distance in price units (NaN: none)
+                    ) -> float:  # the distance the stop rule puts the stop at, in price units (NaN: no stop)
+    "How far the stop rule puts the stop from `ref`: `sl_dist` or `ref × sl_frac`, the smaller (tighter) one."
+    by_pct = ref * sl_frac if sl_frac == sl_frac else np.nan
+    if sl_dist != sl_dist:
+        return by_pct
+    return sl_dist if by_pct != by_pct or sl_dist < by_pct else by_pct
 
 # %% ../../nbs/40_execution._nb.ipynb #a263c1c8
 @njit(cache=True)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
+from .enums import OrderType, Side
+
 # %% auto #0
 __all__ = ['ASSETS', 'SIDES', 'ORDER_TYPES', 'ORDER_STATUSES', 'OPEN_STATUSES', 'MODES', 'CLIENT_ID_MAX', 'EVENTS', 'utc',
            'utc_now', 'Record', 'OrderIntent', 'client_order_id', 'check_client_order_id', 'Order', 'Fill', 'Position',
@@ -23,8 +25,8 @@ __all__ = ['ASSETS', 'SIDES', 'ORDER_TYPES', 'ORDER_STATUSES', 'OPEN_STATUSES', 
 
 # %% ../../nbs/42_execution.model.ipynb #fd9b51fb
 ASSETS = ("crypto_spot", "crypto_futures", "forex", "options")
-SIDES = ("buy", "sell")
-ORDER_TYPES = ("market", "limit", "stop")
+SIDES = tuple(Side)  # the vocabulary of `tradingbot.execution.enums`; members are their strings ('buy', 'sell')
+ORDER_TYPES = tuple(OrderType)
 ORDER_STATUSES = ("new", "submitted", "partially_filled", "filled", "cancelled", "rejected", "unknown")
 OPEN_STATUSES = ("new", "submitted", "partially_filled", "unknown")  # 'unknown' must be resolved at the broker
 MODES = ("paper", "live")
@@ -33,6 +35,16 @@ MODES = ("paper", "live")
 def _one_of(name: str, value, allowed: tuple) -> None:
     if value not in allowed:
         raise ValueError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+
+
+def _member(kind: type, name: str, value):
+    "The enum member `value` names (strings only: a code number is no field value), or the model's error."
+    if not isinstance(value, str):
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(kind)}")
+    try:
+        return kind.parse(value)
+    except ValueError:
+        raise ValueError(f"{name}={value!r} is not one of {', '.join(kind)}") from None
 
 
 def _positive(name: str, value, optional: bool = False) -> None:
@@ -113,17 +125,18 @@ class OrderIntent(Record):
     asset: str  # crypto_spot, crypto_futures, forex or options
     symbol: str  # venue symbol, e.g. BTCUSDT
     side: str  # buy or sell
-    sl_pct: float  # stop distance in percent of entry
+    sl_pct: float | None  # stop distance in percent of the entry price (None: none, e.g. an exit)
     strategy_id: str  # id in strategies.json
     notional: float | None = None  # quote-currency size (exclusive with qty)
     qty: float | None = None  # base-unit size (exclusive with notional)
     tp_schema: dict = field(default_factory=dict)  # e.g. {"type": "atr", "mult": 2.0}
     score: float = 0.0  # signal strength
     meta: dict = field(default_factory=dict)  # free JSON-able context (source, model version, ...)
+    sl_distance: float | None = None  # stop distance in price units (an ATR stop); the tighter of the two is the stop
 
     def __post_init__(self):
         _one_of("asset", self.asset, ASSETS)
-        _one_of("side", self.side, SIDES)
+        object.__setattr__(self, "side", _member(Side, "side", self.side))
         if not self.symbol or not isinstance(self.symbol, str):
             raise ValueError(f"symbol must be a non-empty string, got {self.symbol!r}")
         if not self.strategy_id or not isinstance(self.strategy_id, str):
@@ -132,7 +145,8 @@ class OrderIntent(Record):
             raise ValueError(f"give exactly one of notional or qty (got notional={self.notional!r}, qty={self.qty!r})")
         _positive("notional", self.notional, optional=True)
         _positive("qty", self.qty, optional=True)
-        _positive("sl_pct", self.sl_pct)
+        _positive("sl_pct", self.sl_pct, optional=True)
+        _positive("sl_distance", self.sl_distance, optional=True)
         if not isinstance(self.score, (int, float)) or not math.isfinite(self.score):
             raise ValueError(f"score must be a finite number, got {self.score!r}")
         _json_able("tp_schema", self.tp_schema)
@@ -171,9 +185,9 @@ class Order(Record):
     "An order as recorded before, and tracked after, the broker call."
     client_order_id: str  # see `client_order_id`
     intent: OrderIntent  # what the strategy asked for
-    order_type: str = "market"  # market, limit or stop
-    limit_price: float | None = None  # required for limit orders
-    stop_price: float | None = None  # required for stop orders
+    order_type: str = "market"  # market, limit, stop or stop_limit
+    limit_price: float | None = None  # required for limit and stop-limit orders
+    stop_price: float | None = None  # required for stop and stop-limit orders
     status: str = "new"  # one of ORDER_STATUSES
     created_at: datetime | str = field(default_factory=utc_now)
     broker_order_id: str | None = None  # the venue's id, once known
@@ -185,10 +199,10 @@ class Order(Record):
         check_client_order_id(self.client_order_id)
         if not isinstance(self.intent, OrderIntent):
             raise TypeError(f"intent must be an OrderIntent, got {type(self.intent).__name__}")
-        _one_of("order_type", self.order_type, ORDER_TYPES)
+        object.__setattr__(self, "order_type", _member(OrderType, "order_type", self.order_type))
         _one_of("status", self.status, ORDER_STATUSES)
-        _positive("limit_price", self.limit_price, optional=self.order_type != "limit")
-        _positive("stop_price", self.stop_price, optional=self.order_type != "stop")
+        _positive("limit_price", self.limit_price, optional=self.order_type not in ("limit", "stop_limit"))
+        _positive("stop_price", self.stop_price, optional=self.order_type not in ("stop", "stop_limit"))
         if not isinstance(self.reduce_only, bool):
             raise ValueError(f"reduce_only must be True or False, got {self.reduce_only!r}")
         self._normalise()
@@ -216,7 +230,7 @@ class Fill(Record):
     def __post_init__(self):
         if not self.exec_id or not isinstance(self.exec_id, str):
             raise ValueError(f"exec_id must be a non-empty string, got {self.exec_id!r}")
-        _one_of("side", self.side, SIDES)
+        object.__setattr__(self, "side", _member(Side, "side", self.side))
         _positive("qty", self.qty)
         _positive("price", self.price)
         if not isinstance(self.fee, (int, float)) or not math.isfinite(self.fee):

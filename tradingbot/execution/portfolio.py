@@ -8,37 +8,17 @@ Docs: https://tradingbot.github.io/tradingbot/execution.portfolio.html.md"""
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
-from fastcore.basics import patch
-
+from .accounting import Holding, Wallet, book_fill_nb, book_funding_nb, holding
 from .model import ASSETS, MODES, Event, Fill, Position, PositionClosed, PositionOpened, utc
+from .risk import drawdown_pct_nb
 
 # %% auto #0
 __all__ = ['FEE_MODELS', 'Portfolio', 'RewardParams', 'set_params', 'get_params', 'compute_reward']
 
 # %% ../../nbs/82_execution.portfolio.ipynb #52c1261b
-@dataclass
-class _Book:
-    "The open round trip of one symbol (the fields of the backtester's position record)."
-    id: str  # position id: symbol and the exec id of the opening fill
-    direction: int  # +1 long, -1 short
-    opened_at: str  # ISO-8601 UTC time of the opening fill
-    strategy_id: str | None
-    mode: str
-    pos: float = 0.0
-    avg: float = 0.0
-    entry_qty: float = 0.0
-    entry_value: float = 0.0
-    exit_qty: float = 0.0
-    exit_value: float = 0.0
-    fees: float = 0.0
-    funding: float = 0.0
-    sl: float | None = None
-    tp: float | None = None
-
-# %% ../../nbs/82_execution.portfolio.ipynb #27d45674
 def _finite(name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
@@ -53,17 +33,39 @@ def _level(name: str, value) -> float | None:
     return float(value)
 
 
+@dataclass
+class _Book:
+    "The open round trip of one symbol: the kernels' `Holding` and what the book keeps beside it."
+    id: str  # position id: symbol and the exec id of the opening fill
+    opened_at: str  # ISO-8601 UTC time of the opening fill
+    strategy_id: str | None
+    mode: str
+    h: Holding
+    sl: float | None = None
+    tp: float | None = None
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "opened_at": self.opened_at, "strategy_id": self.strategy_id, "mode": self.mode,
+                "h": self.h._asdict(), "sl": self.sl, "tp": self.tp}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> _Book:
+        return cls(**{**d, "h": holding(**d["h"])})
+
+
 class Portfolio:
     "One asset's book: cash, open positions, realised P&L, fees, peak equity and drawdown."
 
-    def __init__(self, asset: str, cash: float):
+    def __init__(self, asset: str,  # the asset class of the book
+                 cash: float,  # starting cash
+                 ):
         if asset not in ASSETS:
             raise ValueError(f"asset {asset!r} is not one of {', '.join(ASSETS)}")
         self.asset, self.cash = asset, _finite("cash", cash)
         self.fees = self.pnl_r = 0.0
         self.trades = self.wins = 0
         self.books: dict[str, _Book] = {}
-        self.prices: dict[str, float] = {}  # last price per symbol
+        self.prices: dict[str, float] = {}  # last price per symbol (a fill's price until the next mark)
         self.peak = self.cash
         self.last_trade: dict | None = None
 
@@ -72,188 +74,149 @@ class Portfolio:
         "Cash plus the open positions at their last prices (the backtester's sum, in sorted symbol order)."
         equity = self.cash
         for sym in sorted(self.books):
-            pos = self.books[sym].pos
+            pos = self.books[sym].h.pos
             if pos != 0.0:
-                equity += pos * self._price(sym)
+                equity += pos * self.prices[sym]
         return equity
 
     @property
     def drawdown_pct(self) -> float:
-        "How far equity is below its peak, in percent."
-        equity = self.equity
-        peak = max(self.peak, equity)  # a fill may lift equity above the peak before the next mark
-        return (1.0 - equity / peak) * 100.0 if peak > 0 else 0.0
+        "How far equity is below its peak, in percent (a fill may lift equity above the peak before a mark)."
+        return float(drawdown_pct_nb(self.equity, self.peak))
 
-    def _price(self, symbol: str) -> float:
-        # before any mark the fill price is the best we know (it is set on every fill)
-        return self.prices[symbol]
+    # -- fills ----------------------------------------------------------------------------------------
+    def on_fill(self, fill: Fill,  # the venue's fill
+                *, reason: str = "order",  # why it happened (an order, or a protective exit)
+                strategy_id: str | None = None,  # the strategy that owns a position it opens
+                mode: str = "paper",  # paper or live
+                ) -> list[Event]:  # PositionOpened / PositionClosed, or nothing
+        "Book `fill`; the position events it caused (opened, closed, or none)."
+        if mode not in MODES:
+            raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
+        self.prices[fill.symbol] = fill.price
+        book = self.books.get(fill.symbol)
+        held = abs(book.h.pos) if book is not None and (book.h.pos > 0) != (fill.side == "buy") else 0.0
+        if held == 0.0 or fill.qty <= held:
+            return self._book(fill, fill.qty, fill.fee, reason, strategy_id, mode)
+        close_fee = fill.fee * (held / fill.qty)  # a flip: close what is held, open the rest (fees pro rata)
+        events = self._book(fill, held, close_fee, reason, strategy_id, mode)
+        return events + self._book(fill, fill.qty - held, fill.fee - close_fee, reason, strategy_id, mode)
 
-# %% ../../nbs/82_execution.portfolio.ipynb #319a58b8
-def _apply_cash(self: Portfolio, side: int, qty: float, price: float, fee: float) -> float:
-    "Cash and fees of one fill, in the backtester's operation order; the fill's cost."
-    cost = qty * price
-    if side > 0:
-        self.cash -= cost + fee
-    else:
-        self.cash += cost - fee
-    self.fees += fee
-    return cost
-
-
-def _open_book(self: Portfolio, fill: Fill, side: int, strategy_id, mode: str) -> _Book:
-    book = _Book(f"{fill.symbol}-{fill.exec_id}", side, utc(fill.ts).isoformat(), strategy_id, mode,
-                 avg=fill.price)
-    self.books[fill.symbol] = book
-    return book
-
-
-def _close_book(self: Portfolio, symbol: str, ts: datetime, reason: str) -> PositionClosed:
-    "Realise the round trip of `symbol` (the backtester's trade record) and drop its book."
-    b = self.books.pop(symbol)
-    pnl = b.direction * (b.exit_value - b.entry_value) - b.fees + b.funding
-    exit_price = b.exit_value / b.exit_qty
-    self.pnl_r += pnl
-    self.trades += 1
-    self.wins += 1 if pnl > 0 else 0
-    self.last_trade = {"symbol": symbol, "direction": "long" if b.direction > 0 else "short",
-                       "entry_ts": b.opened_at, "exit_ts": utc(ts).isoformat(), "qty": b.entry_qty,
-                       "entry_price": b.entry_value / b.entry_qty, "exit_price": exit_price,
-                       "notional": b.entry_value, "fees": b.fees, "funding": b.funding, "pnl": pnl,
-                       "ret": pnl / b.entry_value, "exit_reason": reason, "strategy_id": b.strategy_id,
-                       "position_id": b.id}
-    return PositionClosed(ts, position_id=b.id, symbol=symbol, exit_price=exit_price, pnl_realized=pnl)
-
-
-def _book_fill(self: Portfolio, fill: Fill, qty: float, fee: float, reason: str, strategy_id, mode) -> list[Event]:
-    "One fill that does not cross zero: `_apply_fill_nb` on the book of its symbol."
-    side = 1 if fill.side == "buy" else -1
-    book = self.books.get(fill.symbol)
-    pos = book.pos if book is not None else 0.0
-    cost = _apply_cash(self, side, qty, fill.price, fee)
-    events: list[Event] = []
-    if pos == 0.0 or (pos > 0) == (side > 0):  # opens or grows
+    def _book(self, fill: Fill, qty: float, fee: float, reason: str, strategy_id, mode) -> list[Event]:
+        "One fill that does not cross zero, booked by `book_fill_nb`."
+        side = 1 if fill.side == "buy" else -1
+        book = self.books.get(fill.symbol)
         if book is None:
-            book = _open_book(self, fill, side, strategy_id, mode)
+            book = _Book(f"{fill.symbol}-{fill.exec_id}", utc(fill.ts).isoformat(), strategy_id, mode, holding())
+        b = book_fill_nb(book.h, Wallet(self.cash, 0.0), side, float(qty), float(fill.price), float(fee))
+        book.h, self.cash = b.holding, b.wallet.cash
+        self.fees += fee
+        if b.closed:
+            return [self._close(fill.symbol, book, b.pnl, fill.ts, reason)]
+        self.books[fill.symbol] = book
+        return [PositionOpened(fill.ts, position=self.position(fill.symbol))] if b.opened else []
+
+    def _close(self, symbol: str, b: _Book, pnl: float, ts: datetime, reason: str) -> PositionClosed:
+        "Realise the round trip of `symbol` (the backtester's trade record) and drop its book."
+        self.books.pop(symbol, None)
+        h = b.h
+        exit_price = h.exit_value / h.exit_qty
+        self.pnl_r += pnl
+        self.trades += 1
+        self.wins += 1 if pnl > 0 else 0
+        self.last_trade = {"symbol": symbol, "direction": "long" if h.dir > 0 else "short",
+                           "entry_ts": b.opened_at, "exit_ts": utc(ts).isoformat(), "qty": h.entry_qty,
+                           "entry_price": h.entry_value / h.entry_qty, "exit_price": exit_price,
+                           "notional": h.entry_value, "fees": h.fees, "funding": h.funding, "pnl": pnl,
+                           "ret": pnl / h.entry_value, "exit_reason": str(reason), "strategy_id": b.strategy_id,
+                           "position_id": b.id}
+        return PositionClosed(ts, position_id=b.id, symbol=symbol, exit_price=exit_price, pnl_realized=pnl)
+
+    # -- positions ------------------------------------------------------------------------------------
+    def position(self, symbol: str,  # a symbol of the book
+                 ) -> Position | None:
+        "The open position in `symbol`, or None when flat."
+        b = self.books.get(symbol)
+        if b is None:
+            return None
+        return Position(b.id, self.asset, symbol, b.h.pos, b.h.avg, b.sl, b.tp, b.mode, b.opened_at)
+
+    def set_levels(self, symbol: str,  # a symbol with an open position
+                   sl: float | None,  # stop-loss price (None: none)
+                   tp: float | None,  # take-profit price (None: none)
+                   ) -> None:
+        "Record the protective levels of the open position in `symbol`."
+        if symbol not in self.books:
+            raise ValueError(f"no open position in {symbol!r}; open: {', '.join(sorted(self.books)) or 'none'}")
+        self.books[symbol].sl, self.books[symbol].tp = _level("sl", sl), _level("tp", tp)
+
+    # -- marks, funding, top-ups ----------------------------------------------------------------------
+    def mark(self, symbol: str,  # the symbol
+             price: float,  # its last price (> 0)
+             ) -> None:
+        "Set the last price of `symbol`; update the peak equity."
+        if _finite("price", price) <= 0:
+            raise ValueError(f"price must be > 0, got {price!r}")
+        self.prices[symbol] = float(price)
+        self.peak = max(self.peak, self.equity)
+
+    def on_funding(self, symbol: str,  # the perpetual's symbol
+                   flow: float,  # received (+) or paid (-)
+                   ) -> None:
+        "Book a funding flow: received (+) or paid (-)."
+        flow = _finite("flow", flow)
+        if symbol in self.books:
+            b = self.books[symbol]
+            b.h, wallet = book_funding_nb(b.h, Wallet(self.cash, 0.0), flow)
+            self.cash = wallet.cash
         else:
-            book.avg = (book.avg * abs(pos) + fill.price * qty) / (abs(pos) + qty)
-        book.entry_qty += qty
-        book.entry_value += cost
-    else:
-        book.exit_qty += qty
-        book.exit_value += cost
-    book.fees += fee
-    book.pos = pos + side * qty
-    if book.pos == 0.0:
-        events.append(_close_book(self, fill.symbol, fill.ts, reason))
-    elif pos == 0.0:
-        events.append(PositionOpened(fill.ts, position=self.position(fill.symbol)))
-    return events
+            self.cash += flow
 
+    def deposit(self, amount: float,  # paper money to add (> 0)
+                ) -> None:
+        "Add paper money (a bankroll top-up); the drawdown restarts from the new equity."
+        if _finite("amount", amount) <= 0:
+            raise ValueError(f"deposit amount must be > 0, got {amount!r}")
+        self.cash += amount
+        self.peak = self.equity
 
-@patch
-def on_fill(self: Portfolio, fill: Fill, *, reason: str = "order", strategy_id: str | None = None,
-            mode: str = "paper") -> list[Event]:
-    "Book `fill`; the position events it caused (opened, closed, or none)."
-    if mode not in MODES:
-        raise ValueError(f"mode {mode!r} is not one of {', '.join(MODES)}")
-    self.prices[fill.symbol] = fill.price
-    book = self.books.get(fill.symbol)
-    held = abs(book.pos) if book is not None and (book.pos > 0) != (fill.side == "buy") else 0.0
-    if held == 0.0 or fill.qty <= held:
-        return _book_fill(self, fill, fill.qty, fill.fee, reason, strategy_id, mode)
-    # a flip: close what is held, open the rest (fees pro rata)
-    close_fee = fill.fee * (held / fill.qty)
-    events = _book_fill(self, fill, held, close_fee, reason, strategy_id, mode)
-    return events + _book_fill(self, fill, fill.qty - held, fill.fee - close_fee, reason, strategy_id, mode)
+    # -- views ----------------------------------------------------------------------------------------
+    def open_positions(self) -> list[dict]:
+        "The open positions, by symbol."
+        out = []
+        for sym in sorted(self.books):
+            b = self.books[sym]
+            out.append({"symbol": sym, "qty": b.h.pos, "notional": abs(b.h.pos) * self.prices[sym], "entry": b.h.avg,
+                        "sl": b.sl, "tp": b.tp,
+                        "sl_pct": abs(b.h.avg - b.sl) / b.h.avg * 100 if b.sl is not None else None,
+                        "strategy_id": b.strategy_id, "entry_ts": b.opened_at})
+        return out
 
+    def valuation(self) -> dict:
+        "Equity, cash, unrealised and realised P&L, fees, gross exposure, drawdown and trade counts."
+        pnl_u = sum(b.h.pos * (self.prices[s] - b.h.avg) for s, b in sorted(self.books.items()))
+        exposure = sum(abs(b.h.pos) * self.prices[s] for s, b in sorted(self.books.items()))
+        return {"equity": self.equity, "cash": self.cash, "pnl_u": pnl_u, "pnl_r": self.pnl_r, "fees": self.fees,
+                "exposure": exposure, "drawdown_pct": self.drawdown_pct, "trades": self.trades, "wins": self.wins}
 
+    # -- persistence ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        "JSON-able state."
+        return {"asset": self.asset, "cash": self.cash, "fees": self.fees, "pnl_r": self.pnl_r, "trades": self.trades,
+                "wins": self.wins, "peak": self.peak, "prices": dict(self.prices),
+                "books": {s: b.to_dict() for s, b in self.books.items()},
+                "last_trade": dict(self.last_trade) if self.last_trade is not None else None}
 
-# %% ../../nbs/82_execution.portfolio.ipynb #90d27aee
-@patch
-def position(self: Portfolio, symbol: str) -> Position | None:
-    "The open position in `symbol`, or None when flat."
-    b = self.books.get(symbol)
-    if b is None:
-        return None
-    return Position(b.id, self.asset, symbol, b.pos, b.avg, b.sl, b.tp, b.mode, b.opened_at)
-
-
-@patch
-def set_levels(self: Portfolio, symbol: str, sl: float | None, tp: float | None) -> None:
-    "Record the protective levels of the open position in `symbol`."
-    if symbol not in self.books:
-        raise ValueError(f"no open position in {symbol!r}; open: {', '.join(sorted(self.books)) or 'none'}")
-    self.books[symbol].sl, self.books[symbol].tp = _level("sl", sl), _level("tp", tp)
-
-
-
-# %% ../../nbs/82_execution.portfolio.ipynb #2572f913
-@patch
-def mark(self: Portfolio, symbol: str, price: float) -> None:
-    "Set the last price of `symbol`; update the peak equity."
-    if _finite("price", price) <= 0:
-        raise ValueError(f"price must be > 0, got {price!r}")
-    self.prices[symbol] = float(price)
-    self.peak = max(self.peak, self.equity)
-
-
-@patch
-def on_funding(self: Portfolio, symbol: str, flow: float) -> None:
-    "Book a funding flow: received (+) or paid (-)."
-    flow = _finite("flow", flow)
-    self.cash += flow
-    if symbol in self.books:
-        self.books[symbol].funding += flow
-
-
-@patch
-def deposit(self: Portfolio, amount: float) -> None:
-    "Add paper money (a bankroll top-up); the drawdown restarts from the new equity."
-    if _finite("amount", amount) <= 0:
-        raise ValueError(f"deposit amount must be > 0, got {amount!r}")
-    self.cash += amount
-    self.peak = self.equity
-
-# %% ../../nbs/82_execution.portfolio.ipynb #711ae7bc
-@patch
-def open_positions(self: Portfolio) -> list[dict]:
-    "The open positions, by symbol."
-    out = []
-    for sym in sorted(self.books):
-        b = self.books[sym]
-        out.append({"symbol": sym, "qty": b.pos, "notional": abs(b.pos) * self._price(sym), "entry": b.avg,
-                    "sl": b.sl, "tp": b.tp, "sl_pct": abs(b.avg - b.sl) / b.avg * 100 if b.sl is not None else None,
-                    "strategy_id": b.strategy_id, "entry_ts": b.opened_at})
-    return out
-
-
-@patch
-def valuation(self: Portfolio) -> dict:
-    "Equity, cash, unrealised and realised P&L, fees, gross exposure, drawdown and trade counts."
-    pnl_u = sum(b.pos * (self._price(s) - b.avg) for s, b in sorted(self.books.items()))
-    exposure = sum(abs(b.pos) * self._price(s) for s, b in sorted(self.books.items()))
-    return {"equity": self.equity, "cash": self.cash, "pnl_u": pnl_u, "pnl_r": self.pnl_r, "fees": self.fees,
-            "exposure": exposure, "drawdown_pct": self.drawdown_pct, "trades": self.trades, "wins": self.wins}
-
-# %% ../../nbs/82_execution.portfolio.ipynb #0cb7c1f2
-@patch
-def to_dict(self: Portfolio) -> dict:
-    "JSON-able state."
-    return {"asset": self.asset, "cash": self.cash, "fees": self.fees, "pnl_r": self.pnl_r, "trades": self.trades,
-            "wins": self.wins, "peak": self.peak, "prices": dict(self.prices),
-            "books": {s: asdict(b) for s, b in self.books.items()},
-            "last_trade": dict(self.last_trade) if self.last_trade is not None else None}
-
-
-@patch(cls_method=True)
-def from_dict(cls: Portfolio, d: dict) -> Portfolio:
-    "Rebuild from `to_dict` output."
-    p = cls(d["asset"], d["cash"])
-    p.fees, p.pnl_r, p.trades, p.wins, p.peak = d["fees"], d["pnl_r"], d["trades"], d["wins"], d["peak"]
-    p.prices = {s: float(x) for s, x in d["prices"].items()}
-    p.books = {s: _Book(**b) for s, b in d["books"].items()}
-    p.last_trade = dict(d["last_trade"]) if d["last_trade"] is not None else None
-    return p
+    @classmethod
+    def from_dict(cls, d: dict,  # `to_dict` output
+                  ) -> Portfolio:
+        "Rebuild from `to_dict` output."
+        p = cls(d["asset"], d["cash"])
+        p.fees, p.pnl_r, p.trades, p.wins, p.peak = d["fees"], d["pnl_r"], d["trades"], d["wins"], d["peak"]
+        p.prices = {s: float(x) for s, x in d["prices"].items()}
+        p.books = {s: _Book.from_dict(b) for s, b in d["books"].items()}
+        p.last_trade = dict(d["last_trade"]) if d["last_trade"] is not None else None
+        return p
 
 # %% ../../nbs/82_execution.portfolio.ipynb #449be3f7
 FEE_MODELS = ("after_fees", "before_fees")

@@ -16,8 +16,9 @@ from decimal import Decimal
 from ..brokers.base import ExecutionClient
 from .budget import Budget
 from .exposure import ExposureConfig, can_open
+from ._nb import stop_distance_nb
 from .model import Order, OrderIntent, client_order_id
-from .risk import RiskConfig, Sized, round_size, valid_order
+from .risk import RiskConfig, round_size, valid_order
 from .store import OrderStore
 from ..jsonlog import log_event
 
@@ -53,11 +54,13 @@ class _AlwaysOpen:
         return True, ""
 
 # %% ../../nbs/85_execution.router.ipynb #496188ad
-def effective_sl_pct(intent: OrderIntent, price: float) -> float:
+def effective_sl_pct(intent: OrderIntent,  # the intent
+                     price: float,  # the reference price (the decision's close)
+                     ) -> float:  # percent of `price` (NaN: the intent carries no stop)
     "The stop distance the order really carries, in percent of `price`."
-    dist = intent.meta.get("sl_distance")
-    by_dist = 100 * float(dist) / price if dist is not None else -math.inf
-    return max(float(intent.sl_pct), by_dist)
+    frac = intent.sl_pct / 100 if intent.sl_pct is not None else math.nan
+    dist = intent.sl_distance if intent.sl_distance is not None else math.nan
+    return 100 * float(stop_distance_nb(float(price), frac, dist)) / price
 
 # %% ../../nbs/85_execution.router.ipynb #9158b2ac
 class Router:
@@ -87,17 +90,15 @@ class Router:
 # %% ../../nbs/85_execution.router.ipynb #6994c46b
 def _check_risk(self: Router, intent: OrderIntent, ctx: BookContext) -> tuple[OrderIntent | None, str]:
     "Stop required and within the cap; size rounded; `valid_order`'s caps."
-    sl = effective_sl_pct(intent, ctx.price)
     if not (math.isfinite(ctx.price) and ctx.price > 0):
         return None, f"no valid reference price ({ctx.price!r})"
+    sl = effective_sl_pct(intent, ctx.price)
     if sl > self.risk.max_stop_loss_pct:
         return None, (f"stop-loss {sl:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT {self.risk.max_stop_loss_pct:g} %; "
                       "every order needs a stop within the cap")
     notional = intent.notional if intent.notional is not None else intent.qty * ctx.price
     sized = round_size(notional, ctx.price, ctx.qty_step, ctx.min_notional)
-    if sized.qty == 0 and notional <= self.risk.small_account_notional + 1e-9:
-        sized = _smallest_lot(notional, ctx)  # the $10 rule: the venue's smallest order at or above it
-    if sized.qty == 0:
+    if sized.qty == 0:  # below one lot or the venue's minimum: refused, never rounded up
         return None, sized.reason
     asset_open = sum(abs(float(p["notional"])) for p in ctx.open_positions)
     ok, reason = valid_order(ctx.equity, sized.notional, sl, intent.asset, ctx.leverage, ctx.daily_realised_loss,
@@ -105,14 +106,6 @@ def _check_risk(self: Router, intent: OrderIntent, ctx: BookContext) -> tuple[Or
     if not ok:
         return None, reason
     return dataclasses.replace(intent, qty=sized.qty, notional=None), ""
-
-
-def _smallest_lot(notional: float, ctx: BookContext) -> Sized:
-    "The smallest quantity on the venue's step whose value reaches both `notional` and the venue minimum."
-    want = max(notional, ctx.min_notional) / ctx.price
-    steps = math.ceil(want / ctx.qty_step - 1e-9)
-    qty = float(Decimal(steps) * Decimal(repr(ctx.qty_step)))
-    return Sized(qty, qty * ctx.price)
 
 
 def _check_book(self: Router, intent: OrderIntent, ctx: BookContext, cid: str) -> tuple[str, str]:
@@ -164,11 +157,14 @@ def place(self: Router, intent: OrderIntent, *,
 def send(self: Router, order: Order) -> RouteResult:
     "Record `order` (or find it recorded), then hand it to the client unless the venue already has it."
     cid, cap = order.client_order_id, self.risk.max_stop_loss_pct
-    if not order.reduce_only and not order.intent.sl_pct <= cap:  # whatever path the order came by (a restore too)
-        if self.store.get_order(cid) is not None:
-            self.store.update_order_status(cid, "rejected")
-        return self._refuse("risk", f"stop-loss {order.intent.sl_pct:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT "
-                                    f"{cap:g} %; the order is not sent", order.intent, cid)
+    ref = order.limit_price or order.stop_price
+    if not order.reduce_only:  # whatever path the order came by (a restore too)
+        sl = effective_sl_pct(order.intent, ref) if ref is not None else (order.intent.sl_pct or math.nan)
+        if sl > cap:
+            if self.store.get_order(cid) is not None:
+                self.store.update_order_status(cid, "rejected")
+            return self._refuse("risk", f"stop-loss {sl:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT {cap:g} %; the "
+                                        "order is not sent", order.intent, cid)
     existed = self.store.get_order(cid) is not None
     stored = self.store.record_order(order)
     client = self._client(order.intent.asset)

@@ -1,4 +1,4 @@
-"""`SimulatedClient`: the paper venue. Bars in, orders worked bar by bar through the same fill kernels and in the same order as the backtester's numba loop, so a paper session's fills equal a backtest's fills bit for bit; its whole state is a JSON snapshot.
+"""`SimulatedClient`: the paper venue. Bars in, orders worked bar by bar through the backtester's own fill and accounting kernels, in the same order as its numba loop, so a paper session's fills equal a backtest's fills bit for bit; its whole state is a JSON snapshot.
 
 Docs: https://tradingbot.github.io/tradingbot/execution.simulated.html.md"""
 
@@ -15,16 +15,17 @@ import pandas as pd
 
 from ..brokers.base import Ack, Capabilities, Execution, ExecutionClient, FundingPayment, protection_of
 from ..data.feeds import BarEvent
-from ._nb import (Arrival, Bar, Info, OrderType, Reason, Status, WorkingOrder,
-                                      arrival_bar_nb, code_name, fill_order_nb, funding_flow_nb,
-                                      protective_exit_nb, taker_price_nb)
-from .fills import (ORDER_TYPES, SIDES, TIME_IN_FORCE, FillConfig, funding_rates,
-                                        lookup_code, volatility)
+from ._nb import ARRIVAL, STATUS, Bar, WorkingOrder, arrival_bar_nb, funding_flow_nb
+from .accounting import (NOTHING_TO_CLOSE, WAITING, Holding, Wallet, book_fill_nb,
+                                             book_funding_nb, holding, levels_touched_nb, protective_fill_nb,
+                                             work_order_nb)
+from .enums import Info, OrderType, Reason, Side
+from .fills import FillConfig, funding_rates, volatility
 from .model import (Fill, Order, OrderCancelled, OrderRejected, client_order_id,
                                         event_from_dict)
 
 # %% auto #0
-__all__ = ['KEEP_FINISHED', 'SimulatedClient', 'on_bar', 'snapshot', 'restore']
+__all__ = ['INFO_NOTHING_TO_CLOSE', 'KEEP_FINISHED', 'SimulatedClient']
 
 # %% ../../nbs/81_execution.simulated.ipynb #1cefecf2
 def _enc(x: float) -> float | str | None:
@@ -63,9 +64,9 @@ class _Working:
     triggered: bool = False
     seen: bool = False  # has met the market (then it rests)
 
-    def kernel(self, qty: float) -> WorkingOrder:
-        "The order as the fill kernel sees it, wanting `qty` units."
-        return WorkingOrder(self.side, self.type, qty, self.notional, self.limit, self.stop, self.tif,
+    def kernel(self) -> WorkingOrder:
+        "The order as the fill kernels see it."
+        return WorkingOrder(self.side, self.type, self.qty, self.notional, self.limit, self.stop, self.tif,
                             self.post_only, self.triggered)
 
     def to_dict(self) -> dict:
@@ -90,7 +91,7 @@ def _bar_from_dict(d: dict) -> BarEvent:
                     *(_dec(d[k]) for k in ("open", "high", "low", "close", "volume")), d["seq"])
 
 
-_BOOK_FLOATS = ("pos", "debt", "avg", "sl", "tp", "fresh_price")
+_BOOK_FLOATS = ("sl", "tp", "fresh_price")
 
 
 @dataclass
@@ -98,10 +99,7 @@ class _Book:
     "One symbol at the paper venue (one backtester column): bars seen, position, levels, working orders."
     i: int = -1  # index of the last bar seen (-1: none yet)
     bar: BarEvent | None = None
-    pos: float = 0.0  # signed units
-    debt: float = 0.0  # proceeds of the open short (free-cash accounting)
-    avg: float = math.nan  # average entry price
-    dir: int = 0  # +1 long, -1 short (the last position's direction)
+    h: Holding = field(default_factory=holding)  # the position, as the accounting kernels book it
     sl: float = math.nan
     tp: float = math.nan
     fresh: int = 0  # 0: opened before this bar, 1: by a market order at its open, 2: elsewhere in it
@@ -110,25 +108,28 @@ class _Book:
     hist: dict[str, list[float]] | None = None  # high/low/close of every bar (only for volatility slippage)
     vol_cache: tuple[int, np.ndarray] | None = None  # volatility over the first n bars (not saved)
 
+    @property
+    def pos(self) -> float:
+        "Signed units held."
+        return self.h.pos
+
     def to_dict(self) -> dict:
-        return {"i": self.i, "dir": self.dir, "fresh": self.fresh,
-                "bar": _bar_to_dict(self.bar) if self.bar is not None else None,
+        return {"i": self.i, "fresh": self.fresh, "bar": _bar_to_dict(self.bar) if self.bar is not None else None,
+                "h": {k: (v if k == "dir" else _enc(v)) for k, v in self.h._asdict().items()},
                 **{k: _enc(getattr(self, k)) for k in _BOOK_FLOATS},
                 "orders": [w.to_dict() for w in self.orders],
                 "hist": None if self.hist is None else {k: [_enc(x) for x in v] for k, v in self.hist.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> _Book:
-        return cls(i=d["i"], dir=d["dir"], fresh=d["fresh"],
-                   bar=_bar_from_dict(d["bar"]) if d["bar"] is not None else None,
+        return cls(i=d["i"], fresh=d["fresh"], bar=_bar_from_dict(d["bar"]) if d["bar"] is not None else None,
+                   h=holding(**{k: (v if k == "dir" else _dec(v)) for k, v in d["h"].items()}),
                    **{k: _dec(d[k]) for k in _BOOK_FLOATS}, orders=[_Working.from_dict(w) for w in d["orders"]],
                    hist=None if d["hist"] is None else {k: [_dec(x) for x in v] for k, v in d["hist"].items()})
 
 # %% ../../nbs/81_execution.simulated.ipynb #f0cded9b
-_STATUS_NAMES = {Status.OPEN: "partially_filled", Status.FILLED: "filled", Status.CANCELLED: "cancelled",
-                 Status.REJECTED: "rejected"}
-_PROTECTIVE = {Reason.STOP_LOSS: ("sl", "stop_loss"), Reason.TAKE_PROFIT: ("tp", "take_profit")}
-_SIDE_NAMES = {v: k for k, v in SIDES.items()}
+_ORDER_STATUS = {STATUS.OPEN: "partially_filled", STATUS.FILLED: "filled", STATUS.CANCELLED: "cancelled",
+                 STATUS.REJECTED: "rejected"}
 _NS_PER_HOUR = 3_600_000_000_000
 
 
@@ -137,38 +138,39 @@ def _level(x: float) -> float | None:
 
 
 class SimulatedClient(ExecutionClient):
-    "The paper venue: orders worked bar by bar through the backtester's fill kernels, wallet in cash."
+    "The paper venue: orders worked bar by bar through the backtester's fill and accounting kernels."
 
     def __init__(self, asset: str,  # the asset class this client trades
                  fill: FillConfig | None = None,  # the fill model (default: the asset's configured fees)
                  cash: float = 1000.0,  # starting wallet
-                 shorting: bool = False):  # may open short positions
+                 shorting: bool = False,  # may open short positions
+                 ):
         self.asset, self.fill = asset, fill if fill is not None else FillConfig.for_asset(asset)
         self.capabilities = Capabilities("paper", live=False, attached_protection=True, reduce_only=True,
                                          shorting=bool(shorting))
         self._params = self.fill.params()
-        self._tif = lookup_code(TIME_IN_FORCE, self.fill.tif, "time in force")
-        self._cash = self._free = float(cash)
+        self._wallet = Wallet(float(cash), float(cash))
         self._books: dict[str, _Book] = {}
         self._status: dict[str, str] = {}  # every client_order_id received -> its status
         self._n_fills: dict[str, int] = {}  # fills per order, for deterministic exec ids
         self._events: list = []
 
+    # -- the account --------------------------------------------------------------------------------
     @property
     def cash(self) -> float:
         "Wallet cash (short proceeds included)."
-        return self._cash
+        return self._wallet.cash
 
-    def deposit(self, amount: float) -> None:
+    def deposit(self, amount: float,  # paper money to add (> 0)
+                ) -> None:
         "Add paper money to the wallet (a bankroll top-up)."
         if not (isinstance(amount, (int, float)) and math.isfinite(amount) and amount > 0):
             raise ValueError(f"deposit must be a finite amount > 0, got {amount!r}")
-        self._cash += amount
-        self._free += amount
+        self._wallet = Wallet(self._wallet.cash + amount, self._wallet.free + amount)
 
     def equity(self) -> float:
         "Cash plus the open positions at their last close."
-        equity = self._cash
+        equity = self._wallet.cash
         for book in self._books.values():
             if book.pos != 0.0:
                 equity += book.pos * book.bar.close
@@ -200,6 +202,7 @@ class SimulatedClient(ExecutionClient):
     def lookup(self, client_order_id: str) -> str | None:
         return self._status.get(client_order_id)
 
+    # -- orders -------------------------------------------------------------------------------------
     def cancel(self, client_order_id: str) -> bool:
         for book in self._books.values():
             for w in book.orders:
@@ -219,14 +222,15 @@ class SimulatedClient(ExecutionClient):
             self._status[coid] = "rejected"
             return Ack(coid, "rejected", reason)
         book = self._books[order.intent.symbol]
-        w = _Working(order, SIDES[order.intent.side], ORDER_TYPES[order.order_type], float(order.intent.qty),
-                     math.inf, float(order.limit_price or math.nan), float(order.stop_price or math.nan),
-                     self._tif, bool(self.fill.post_only), arrival_bar_nb(book.i, self.fill.latency_bars, False))
+        w = _Working(order, Side.parse(order.intent.side).code, OrderType.parse(order.order_type).code,
+                     float(order.intent.qty), math.inf, float(order.limit_price or math.nan),
+                     float(order.stop_price or math.nan), self.fill.tif.code, bool(self.fill.post_only),
+                     arrival_bar_nb(book.i, self.fill.latency_bars, False))
         self._status[coid] = "submitted"
         book.orders.append(w)
         if order.intent.meta.get("immediate"):
             w.arrive_bar = book.i
-            self._work(book, w, Arrival.CLOSE)
+            self._work(book, w, ARRIVAL.CLOSE)
             if self._status[coid] == "filled":
                 return Ack(coid, "filled", broker_order_id=coid)
         return Ack(coid, "submitted", broker_order_id=coid)
@@ -251,180 +255,170 @@ class SimulatedClient(ExecutionClient):
             return str(exc)
         return ""
 
-# %% ../../nbs/81_execution.simulated.ipynb #96f7191a
-def _vol(self: SimulatedClient, book: _Book, j: int) -> float:
-    "Volatility (price units) known at the close of bar `j` of `book` (NaN: none)."
-    if not self.fill.vol_slippage_k or j < 0:
-        return math.nan
-    n = len(book.hist["close"])
-    if book.vol_cache is None or book.vol_cache[0] != n:  # once per bar; the estimate only looks back
-        book.vol_cache = (n, volatility(pd.DataFrame(book.hist), self.fill.vol_kind, self.fill.vol_window))
-    return float(book.vol_cache[1][j])
-
-
-def _kernel_bar(self: SimulatedClient, book: _Book, at_close: bool) -> Bar:
-    "The last bar as the kernels see it; volatility from before the fill (as `_bar_nb`)."
-    b = book.bar
-    return Bar(b.open, b.high, b.low, b.close, b.volume, math.nan,
-               self._vol(book, book.i if at_close else book.i - 1))
-
-
-def _funding_rate(self: SimulatedClient, bar: BarEvent) -> float:
-    "Summed funding rate of the settlements inside `bar` (as `funding_rates` over the backtest's index)."
-    step = self.fill.funding_interval_h * _NS_PER_HOUR
-    start = bar.ts.value
-    if -(-start // step) * step >= bar.close_time.value:  # no settlement in this bar: skip pandas
-        return 0.0
-    return float(funding_rates(pd.DatetimeIndex([bar.ts]), self.fill.funding_rate, self.fill.funding_interval_h,
-                               bar.close_time - bar.ts)[0])
-
-
-SimulatedClient._vol, SimulatedClient._kernel_bar, SimulatedClient._funding_rate = _vol, _kernel_bar, _funding_rate
-
-# %% ../../nbs/81_execution.simulated.ipynb #54b8ca68
-def _apply_fill(self: SimulatedClient, book: _Book, side: int, qty: float, price: float, fee: float,
-                order: Order | None) -> None:
-    "Book one fill on the symbol's position and the wallet (`_apply_fill_nb`); levels from `order`'s protection."
-    pos = book.pos
-    cost = qty * price
-    if side > 0:
-        self._cash -= cost + fee
-        if pos < 0:
-            debt_diff = min(qty, -pos) * book.debt / -pos
-            book.debt -= debt_diff
-            self._free += 2.0 * debt_diff - cost - fee
-        else:
-            self._free -= cost + fee
-    else:
-        self._cash += cost - fee
-        if pos <= 0:
-            book.debt += cost
-            self._free += cost - fee - 2.0 * cost
-        else:
-            self._free += cost - fee
-    if pos == 0.0 or (pos > 0) == (side > 0):  # opens or grows: levels around the new average
-        if pos == 0.0:
-            book.dir, book.avg = side, price
-        else:
-            book.avg = (book.avg * abs(pos) + price * qty) / (abs(pos) + qty)
-        sl, tp = protection_of(order.intent).levels(side, book.avg) if order is not None else (None, None)
-        book.sl = math.nan if sl is None else sl
-        book.tp = math.nan if tp is None else tp
-    book.pos = pos + side * qty
-    if book.pos == 0.0:
-        book.debt = 0.0
-        book.sl = book.tp = math.nan
-
-
-def _record_fill(self: SimulatedClient, book: _Book, coid: str, side: int, qty: float, price: float, fee: float,
-                 maker: bool, reason: str) -> None:
-    "Queue the `Execution` of one fill; its exec id is the order's id and the fill's number."
-    n = self._n_fills.get(coid, 0) + 1
-    self._n_fills[coid] = n
-    fill = Fill(f"{coid}-{n}", coid, book.bar.symbol, _SIDE_NAMES[side], qty, price, fee, book.bar.ts, bool(maker))
-    self._events.append(Execution(fill, reason))
-
-
-def _finish(self: SimulatedClient, book: _Book, w: _Working, status: int, info: int) -> None:
-    "Take a finished order off the book and report how it ended."
-    book.orders.remove(w)
-    coid = w.order.client_order_id
-    self._status[coid] = _STATUS_NAMES[status]
-    if status == Status.CANCELLED:
-        self._events.append(OrderCancelled(book.bar.ts, coid, code_name(Info, info)))
-    elif status == Status.REJECTED:
-        self._events.append(OrderRejected(book.bar.ts, coid, code_name(Info, info)))
-
-
-SimulatedClient._apply_fill, SimulatedClient._record_fill, SimulatedClient._finish = _apply_fill, _record_fill, _finish
-
-# %% ../../nbs/81_execution.simulated.ipynb #5163c8b6
-def _work(self: SimulatedClient, book: _Book, w: _Working, arrival: int) -> None:
-    "Run working order `w` through the last bar, met as `arrival` says (`_work_slot_nb`)."
-    pos = book.pos
-    if w.order.reduce_only:
-        left = abs(pos) if pos * w.side < 0 else 0.0
-        if left == 0.0:
-            self._finish(book, w, Status.CANCELLED, Info.NOTHING_TO_CLOSE)
-            return
-        qty, cash_limit = min(w.qty, left), math.inf
-    else:
-        if pos * w.side < 0:
-            return  # an entry waits until the opposite position is closed
-        qty, cash_limit = w.qty, max(min(self._free, self._cash), 0.0)
-    r = fill_order_nb(w.kernel(qty), self._kernel_bar(book, arrival == Arrival.CLOSE), arrival, cash_limit,
-                      self._params)
-    w.seen, w.triggered = True, r.triggered
-    if r.qty > 0.0:
-        if pos == 0.0:  # where the new position's path starts: the open for a market order arriving there
-            book.fresh = 1 if w.type == OrderType.MARKET and arrival != Arrival.CLOSE else 2
-            book.fresh_price = r.price
-        self._apply_fill(book, w.side, r.qty, r.price, r.fee, None if w.order.reduce_only else w.order)
-        self._record_fill(book, w.order.client_order_id, w.side, r.qty, r.price, r.fee, r.maker, "order")
-        w.notional, w.qty = math.inf, r.remaining  # what remains is a number of units
-        self._status[w.order.client_order_id] = "partially_filled"
-    if r.status != Status.OPEN:
-        self._finish(book, w, r.status, r.info)
-
-
-def _protect(self: SimulatedClient, book: _Book) -> None:
-    "Exit the position if the last bar hits its stop-loss or take-profit (`_protect_nb`)."
-    d, b, params = book.dir, book.bar, self._params
-    start, tp = (b.open, book.tp) if book.fresh != 2 else (book.fresh_price, math.nan)
-    level, reason = protective_exit_nb(d, book.sl, math.nan, tp, start, b.high, b.low)
-    if level != level:
-        return
-    side, qty = -d, abs(book.pos)
-    if reason == Reason.TAKE_PROFIT:
-        price, fee_rate, maker = level, params.maker_fee, True
-    else:
-        price = taker_price_nb(side, level, self._kernel_bar(book, False), params)
-        fee_rate, maker = params.taker_fee, False
-    fee = qty * price * fee_rate
-    self._apply_fill(book, side, qty, price, fee, None)
-    kind, why = _PROTECTIVE[reason]
-    coid = client_order_id(kind, b.symbol, b.ts, 0)
-    self._status[coid] = "filled"
-    self._record_fill(book, coid, side, qty, price, fee, maker, why)
-
-
-def on_bar(self: SimulatedClient, bar: BarEvent) -> None:
-    "Advance `bar.symbol`'s market by one closed bar: funding, working orders, protective exits."
-    book = self._books.get(bar.symbol)
-    if book is None:
-        book = self._books[bar.symbol] = _Book(hist={"high": [], "low": [], "close": []}
-                                               if self.fill.vol_slippage_k else None)
-    book.i += 1
-    book.bar = bar
-    book.fresh = 0  # the loop clears it at the previous bar's close
-    if book.hist is not None:
-        for k in ("high", "low", "close"):
-            book.hist[k].append(getattr(bar, k))
-    if book.pos == 0.0 and not book.orders:
-        return  # a quiet bar
-    if self.fill.funding_rate is not None and book.pos != 0.0:
-        rate = self._funding_rate(bar)
-        if rate != 0.0:
-            flow = funding_flow_nb(book.pos, bar.open, rate)
-            self._cash += flow
-            self._free += flow
-            self._events.append(FundingPayment(bar.symbol, flow, bar.ts.isoformat()))
-    arrived = [w for w in book.orders if w.arrive_bar <= book.i]
-    for w in [w for w in arrived if w.order.reduce_only] + [w for w in arrived if not w.order.reduce_only]:
-        self._work(book, w, Arrival.RESTING if w.seen else Arrival.OPEN)
-    if book.pos != 0.0:
-        d = book.dir
-        worst, best = (bar.low, bar.high) if d > 0 else (bar.high, bar.low)
-        if d * (worst - book.sl) <= 0 or d * (best - book.tp) > 0:
+    # -- one bar --------------------------------------------------------------------------------------
+    def on_bar(self, bar: BarEvent) -> None:
+        "Advance `bar.symbol`'s market by one closed bar: funding, working orders, protective exits."
+        book = self._books.get(bar.symbol)
+        if book is None:
+            book = self._books[bar.symbol] = _Book(hist={"high": [], "low": [], "close": []}
+                                                   if self.fill.vol_slippage_k else None)
+        book.i += 1
+        book.bar = bar
+        book.fresh = 0  # the loop clears it at the previous bar's close
+        if book.hist is not None:
+            for k in ("high", "low", "close"):
+                book.hist[k].append(getattr(bar, k))
+        if book.pos == 0.0 and not book.orders:
+            return  # a quiet bar
+        if self.fill.funding_rate is not None and book.pos != 0.0:
+            rate = self._funding_rate(bar)
+            if rate != 0.0:
+                flow = funding_flow_nb(book.pos, bar.open, rate)
+                book.h, self._wallet = book_funding_nb(book.h, self._wallet, flow)
+                self._events.append(FundingPayment(bar.symbol, flow, bar.ts.isoformat()))
+        arrived = [w for w in book.orders if w.arrive_bar <= book.i]
+        for w in [w for w in arrived if w.order.reduce_only] + [w for w in arrived if not w.order.reduce_only]:
+            self._work(book, w, ARRIVAL.RESTING if w.seen else ARRIVAL.OPEN)
+        if book.pos != 0.0 and levels_touched_nb(book.h.dir, book.sl, math.nan, book.tp, bar.high, bar.low):
             self._protect(book)
 
+    def _work(self, book: _Book, w: _Working, arrival: int) -> None:
+        "Run working order `w` through the last bar, met as `arrival` says (`_work_slot_nb`)."
+        r = work_order_nb(w.kernel(), w.order.reduce_only, book.pos, self._wallet.cash, self._wallet.free,
+                          self._kernel_bar(book, arrival == ARRIVAL.CLOSE), arrival, self._params)
+        if r.action == NOTHING_TO_CLOSE:
+            self._finish(book, w, STATUS.CANCELLED, INFO_NOTHING_TO_CLOSE)
+            return
+        if r.action == WAITING:
+            return  # an entry waits until the opposite position is closed
+        f = r.fill
+        w.seen, w.triggered = True, f.triggered
+        if f.qty > 0.0:
+            if r.fresh:  # where the new position's path starts: the open for a market order arriving there
+                book.fresh, book.fresh_price = r.fresh, f.price
+            self._book_fill(book, w.side, f.qty, f.price, f.fee, None if w.order.reduce_only else w.order)
+            self._record_fill(book, w.order.client_order_id, w.side, f.qty, f.price, f.fee, f.maker, Reason.ORDER)
+            w.notional, w.qty = math.inf, f.remaining  # what remains is a number of units
+            self._status[w.order.client_order_id] = "partially_filled"
+        if f.status != STATUS.OPEN:
+            self._finish(book, w, f.status, f.info)
 
-SimulatedClient._work, SimulatedClient._protect, SimulatedClient.on_bar = _work, _protect, on_bar
+    def _protect(self, book: _Book) -> None:
+        "Exit the position if the last bar hits its stop-loss or take-profit (`_protect_nb`)."
+        d, qty = book.h.dir, abs(book.pos)
+        x = protective_fill_nb(d, qty, book.sl, math.nan, book.tp, book.fresh, book.fresh_price,
+                               self._kernel_bar(book, False), self._params)
+        if x.level != x.level:
+            return
+        self._book_fill(book, -d, qty, x.price, x.fee, None)
+        reason = Reason.of(x.reason)
+        coid = client_order_id("tp" if reason == Reason.TAKE_PROFIT else "sl", book.bar.symbol, book.bar.ts, 0)
+        self._status[coid] = "filled"
+        self._record_fill(book, coid, -d, qty, x.price, x.fee, x.maker, reason)
 
-# %% ../../nbs/81_execution.simulated.ipynb #74003d77
+    # -- booking --------------------------------------------------------------------------------------
+    def _book_fill(self, book: _Book, side: int, qty: float, price: float, fee: float, order: Order | None) -> None:
+        "Book one fill (`book_fill_nb`); a fill that opens or grows the position sets `order`'s protection."
+        b = book_fill_nb(book.h, self._wallet, side, qty, price, fee)
+        book.h, self._wallet = b.holding, b.wallet
+        if b.grew:
+            sl, tp = protection_of(order.intent).levels(b.holding.dir, b.holding.avg) if order is not None \
+                else (None, None)
+            book.sl, book.tp = (math.nan if sl is None else sl), (math.nan if tp is None else tp)
+        if b.closed:
+            book.sl = book.tp = math.nan
+
+    def _record_fill(self, book: _Book, coid: str, side: int, qty: float, price: float, fee: float, maker: bool,
+                     reason: Reason) -> None:
+        "Queue the `Execution` of one fill; its exec id is the order's id and the fill's number."
+        n = self._n_fills.get(coid, 0) + 1
+        self._n_fills[coid] = n
+        fill = Fill(f"{coid}-{n}", coid, book.bar.symbol, Side.of(side), qty, price, fee, book.bar.ts, bool(maker))
+        self._events.append(Execution(fill, reason))
+
+    def _finish(self, book: _Book, w: _Working, status: int, info: int) -> None:
+        "Take a finished order off the book and report how it ended."
+        book.orders.remove(w)
+        coid = w.order.client_order_id
+        self._status[coid] = _ORDER_STATUS[status]
+        if status == STATUS.CANCELLED:
+            self._events.append(OrderCancelled(book.bar.ts, coid, Info.of(info).value))
+        elif status == STATUS.REJECTED:
+            self._events.append(OrderRejected(book.bar.ts, coid, Info.of(info).value))
+
+    # -- the bar as the kernels see it ----------------------------------------------------------------
+    def _vol(self, book: _Book, j: int) -> float:
+        "Volatility (price units) known at the close of bar `j` of `book` (NaN: none)."
+        if not self.fill.vol_slippage_k or j < 0:
+            return math.nan
+        n = len(book.hist["close"])
+        if book.vol_cache is None or book.vol_cache[0] != n:  # once per bar; the estimate only looks back
+            book.vol_cache = (n, volatility(pd.DataFrame(book.hist), self.fill.vol_kind, self.fill.vol_window))
+        return float(book.vol_cache[1][j])
+
+    def _kernel_bar(self, book: _Book, at_close: bool) -> Bar:
+        "The last bar as the kernels see it; volatility from before the fill (as `_bar_nb`)."
+        b = book.bar
+        return Bar(b.open, b.high, b.low, b.close, b.volume, math.nan,
+                   self._vol(book, book.i if at_close else book.i - 1))
+
+    def _funding_rate(self, bar: BarEvent) -> float:
+        "Summed funding rate of the settlements inside `bar` (as `funding_rates` over the backtest's index)."
+        step = self.fill.funding_interval_h * _NS_PER_HOUR
+        if -(-bar.ts.value // step) * step >= bar.close_time.value:  # no settlement in this bar: skip pandas
+            return 0.0
+        return float(funding_rates(pd.DatetimeIndex([bar.ts]), self.fill.funding_rate, self.fill.funding_interval_h,
+                                   bar.close_time - bar.ts)[0])
+
+    # -- snapshot -------------------------------------------------------------------------------------
+    def snapshot(self) -> dict:
+        "The venue's whole state as a JSON-able dict (`json.dumps(..., allow_nan=False)` works)."
+        self._forget_finished()
+        fill = asdict(self.fill)
+        series = isinstance(fill["funding_rate"], pd.Series)
+        fill = {k: (_enc(v) if isinstance(v, float) else v) for k, v in fill.items()} | (
+            {"funding_rate": None} if series else {})
+        return {"version": 2, "asset": self.asset, "shorting": self.capabilities.shorting, "fill": fill,
+                "funding_series": series, "cash": _enc(self._wallet.cash), "free": _enc(self._wallet.free),
+                "status": dict(self._status), "n_fills": dict(self._n_fills),
+                "events": [_event_to_dict(e) for e in self._events],
+                "books": {s: b.to_dict() for s, b in self._books.items()}}
+
+    @classmethod
+    def restore(cls, snap: dict,  # a `snapshot()`, possibly through JSON
+                fill: FillConfig | None = None,  # the fill model (default: the one saved)
+                ) -> SimulatedClient:
+        "A client that continues exactly where the snapshot was taken."
+        if snap.get("version") != 2:
+            raise ValueError(f"unknown SimulatedClient snapshot version {snap.get('version')!r}")
+        if fill is None:
+            if snap["funding_series"]:
+                raise ValueError("the snapshot's funding rates were a Series: pass fill= to restore")
+            saved = snap["fill"]
+            fill = FillConfig(**{k: (_dec(v) if k in ("participation",) else v) for k, v in saved.items()})
+        client = cls(snap["asset"], fill, shorting=snap["shorting"])
+        client._wallet = Wallet(_dec(snap["cash"]), _dec(snap["free"]))
+        client._status, client._n_fills = dict(snap["status"]), dict(snap["n_fills"])
+        client._events = [_event_from_dict(e) for e in snap["events"]]
+        client._books = {s: _Book.from_dict(b) for s, b in snap["books"].items()}
+        return client
+
+    def _forget_finished(self) -> None:
+        "Drop all but the newest KEEP_FINISHED finished orders, so snapshots and memory stay small on long runs."
+        working = {w.order.client_order_id for b in self._books.values() for w in b.orders}
+        finished = [k for k in self._status if k not in working]
+        for k in finished[:-KEEP_FINISHED]:
+            del self._status[k]
+            self._n_fills.pop(k, None)
+
+
+INFO_NOTHING_TO_CLOSE = Info.NOTHING_TO_CLOSE.code
+KEEP_FINISHED = 256  # finished order ids remembered: a restart looks up only the orders of its last few bars
+
+
 def _event_to_dict(e) -> dict:
     if isinstance(e, Execution):
-        return {"execution": e.fill.to_dict(), "reason": e.reason}
+        return {"execution": e.fill.to_dict(), "reason": e.reason.value}
     if isinstance(e, FundingPayment):
         return {"funding": asdict(e)}
     return e.to_dict()
@@ -436,51 +430,3 @@ def _event_from_dict(d: dict):
     if "funding" in d:
         return FundingPayment(**d["funding"])
     return event_from_dict(d)
-
-
-KEEP_FINISHED = 256  # finished order ids remembered: a restart looks up only the orders of its last few bars
-
-
-def _forget_finished(self: SimulatedClient) -> None:
-    "Drop all but the newest KEEP_FINISHED finished orders, so snapshots and memory stay small on long runs."
-    working = {w.order.client_order_id for b in self._books.values() for w in b.orders}
-    finished = [k for k in self._status if k not in working]
-    for k in finished[:-KEEP_FINISHED]:
-        del self._status[k]
-        self._n_fills.pop(k, None)
-
-
-def snapshot(self: SimulatedClient) -> dict:
-    "The venue's whole state as a JSON-able dict (`json.dumps(..., allow_nan=False)` works)."
-    _forget_finished(self)
-    fill = asdict(self.fill)
-    series = isinstance(fill["funding_rate"], pd.Series)
-    fill = {k: (_enc(v) if isinstance(v, float) else v) for k, v in fill.items()} | (
-        {"funding_rate": None} if series else {})
-    return {"version": 1, "asset": self.asset, "shorting": self.capabilities.shorting, "fill": fill,
-            "funding_series": series, "cash": _enc(self._cash), "free": _enc(self._free),
-            "status": dict(self._status), "n_fills": dict(self._n_fills),
-            "events": [_event_to_dict(e) for e in self._events],
-            "books": {s: b.to_dict() for s, b in self._books.items()}}
-
-
-def restore(cls, snap: dict,  # a `snapshot()`, possibly through JSON
-            fill: FillConfig | None = None,  # the fill model (default: the one saved)
-           ) -> SimulatedClient:
-    "A client that continues exactly where the snapshot was taken."
-    if snap.get("version") != 1:
-        raise ValueError(f"unknown SimulatedClient snapshot version {snap.get('version')!r}")
-    if fill is None:
-        if snap["funding_series"]:
-            raise ValueError("the snapshot's funding rates were a Series: pass fill= to restore")
-        saved = snap["fill"]
-        fill = FillConfig(**{k: (_dec(v) if k in ("participation",) else v) for k, v in saved.items()})
-    client = cls(snap["asset"], fill, shorting=snap["shorting"])
-    client._cash, client._free = _dec(snap["cash"]), _dec(snap["free"])
-    client._status, client._n_fills = dict(snap["status"]), dict(snap["n_fills"])
-    client._events = [_event_from_dict(e) for e in snap["events"]]
-    client._books = {s: _Book.from_dict(b) for s, b in snap["books"].items()}
-    return client
-
-
-SimulatedClient.snapshot, SimulatedClient.restore = snapshot, classmethod(restore)

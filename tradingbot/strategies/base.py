@@ -7,60 +7,109 @@ Docs: https://tradingbot.github.io/tradingbot/strategies.base.html.md"""
 # %% ../../nbs/60_strategies.base.ipynb #ec032e10
 from __future__ import annotations
 
+import hashlib
+import importlib
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
 
+from ..config import get_key
 from ..indicators import apply_indicators, warmup_bars
 
 # %% auto #0
-__all__ = ['Signals', 'Decision', 'Strategy']
+__all__ = ['STRATEGIES', 'Signals', 'Decision', 'Strategy', 'register_strategy', 'strategy_class', 'make_strategy']
 
 # %% ../../nbs/60_strategies.base.ipynb #8b306564
 @dataclass(frozen=True)
 class Signals:
     "A strategy's decisions over a frame of bars, each known at its bar's close."
-    entries: pd.Series  # bool: open a position at the next bar's open
+    entries: pd.Series  # bool: open a position at the next bar's open (a short one when side=-1)
     exits: pd.Series  # bool: close it at the next bar's open
     stop_distance: pd.Series | None = None  # stop-loss distance in price units at the decision bar
     time_stop_bars: int = 0  # close after this many bars in the trade (0: never)
-    side: int = 1  # +1 long, -1 short
+    side: int = 1  # +1 long only, -1 short only (entries/exits are short), 0 both (short_entries/short_exits too)
     features: pd.DataFrame | None = field(default=None, repr=False)  # the indicator frame, for inspection
+    short_entries: pd.Series | None = None  # with side=0: bool, open a short at the next open
+    short_exits: pd.Series | None = None  # with side=0: bool, close a short at the next open
+    score: pd.Series | None = None  # signal strength in [0, 1] per bar (risk sizing's weight; None: 0.5)
 
     def __post_init__(self):
-        if not self.entries.index.equals(self.exits.index):
-            raise ValueError("entries and exits must share one index")
-        if self.side not in (1, -1):
-            raise ValueError(f"side must be +1 or -1, got {self.side!r}")
+        index = self.entries.index
+        for name in ("exits", "stop_distance", "short_entries", "short_exits", "score"):
+            x = getattr(self, name)
+            if x is not None and not x.index.equals(index):
+                raise ValueError(f"Signals.{name} must be on the index of entries")
+        if self.side not in (1, -1, 0):
+            raise ValueError(f"side must be +1 (long), -1 (short) or 0 (both), got {self.side!r}")
+        both = self.short_entries is not None or self.short_exits is not None
+        if (self.side == 0) != both or (both and (self.short_entries is None or self.short_exits is None)):
+            raise ValueError("a long/short strategy gives side=0 with both short_entries and short_exits; a one-sided "
+                             "one gives side=+1 or -1 and entries/exits only")
+
+    def directional(self) -> tuple[pd.Series | None, ...]:
+        "(long entries, long exits, short entries, short exits) as the backtester takes them (None: not given)."
+        if self.side == 1:
+            return self.entries, self.exits, None, None
+        if self.side == -1:
+            return None, None, self.entries, self.exits
+        return self.entries, self.exits, self.short_entries, self.short_exits
+
+    def masked(self, cold: np.ndarray,  # bool per bar: indicators still warming up
+               ) -> Signals:
+        "The same signals with no entry on a `cold` bar."
+        short = self.short_entries & ~cold if self.short_entries is not None else None
+        return replace(self, entries=self.entries & ~cold, short_entries=short)
 
 # %% ../../nbs/60_strategies.base.ipynb #7308f715
 @dataclass(frozen=True)
 class Decision:
-    "A strategy's decision at one bar's close."
-    entry: bool  # open a position at the next open
-    exit: bool  # close it at the next open
-    stop_distance: float  # stop-loss distance in price units (NaN: none)
+    "A strategy's decision at one bar's close: its four signals (the backtester's rows at that bar)."
+    long_entry: bool = False  # open a long at the next open
+    long_exit: bool = False  # close a long at the next open
+    short_entry: bool = False  # open a short at the next open
+    short_exit: bool = False  # close a short at the next open
+    stop_distance: float = math.nan  # stop-loss distance in price units (NaN: none)
     time_stop_bars: int = 0  # bars in the trade before the time stop (0: none)
-    side: int = 1  # +1 long, -1 short
     score: float = 0.5  # signal strength in [0, 1] (0.5: normal weight)
     warm: bool = True  # False while the indicators are still warming up (no entry is taken)
 
+    @classmethod
+    def at(cls, sig: Signals,  # a strategy's signals
+           t: int,  # the bar (position in the index)
+           warm: bool = True,  # the indicators are warm at `t`
+           ) -> Decision:
+        "The decision of `sig` at bar `t`."
+        le, lx, se, sx = (bool(x.iloc[t]) if x is not None else False for x in sig.directional())
+        stop = float(sig.stop_distance.iloc[t]) if sig.stop_distance is not None else math.nan
+        score = float(sig.score.iloc[t]) if sig.score is not None else 0.5
+        return cls(le, lx, se, sx, stop, sig.time_stop_bars, score, warm)
+
+    @property
+    def entry(self) -> int:
+        "+1 (long), -1 (short) or 0: the entry the backtester's rules take from this bar's signals."
+        le, se = self.long_entry and not self.long_exit, self.short_entry and not self.short_exit
+        return 0 if le == se else (1 if le else -1)
+
 # %% ../../nbs/60_strategies.base.ipynb #82129131
 class Strategy(ABC):
-    "Base of every strategy: parameters, indicator spec, signals."
+    "Base of every strategy: parameters, indicator spec, signals; backtest and sweep."
     defaults: ClassVar[dict[str, Any]] = {}
     kind: ClassVar[str] = "rule"
     # the values a parameter search tries (validation counts them as trials for the deflated Sharpe and PBO)
     search_space: ClassVar[dict[str, list]] = {}
+    registered_id: ClassVar[str | None] = None  # set by `register_strategy`
 
-    def __init__(self, strategy_id: str, params: dict | None = None):
-        self.strategy_id = strategy_id
-        self.params = self._checked({**self.defaults, **(params or {})})
+    def __init__(self, strategy_id: str | None = None,  # its id (default: the id it is registered under)
+                 params: dict | None = None,  # parameter overrides of `defaults`
+                 **kwargs,  # parameter overrides as keywords
+                 ):
+        self.strategy_id = strategy_id or self.registered_id or type(self).__name__.lower()
+        self.params = self._checked({**self.defaults, **(params or {}), **kwargs})
 
     def _checked(self, params: dict) -> dict:
         for name, value in params.items():
@@ -80,42 +129,108 @@ class Strategy(ABC):
         "The indicator entries this strategy reads (the `apply_indicators` spec format)."
 
     @abstractmethod
-    def decide(self, features: pd.DataFrame) -> Signals:
+    def decide(self, features: pd.DataFrame,  # bars with this strategy's indicator columns
+               ) -> Signals:
         "Signals from bars that already carry this strategy's indicator columns."
 
     def warmup(self) -> int:
         "Bars of history the indicators need before signals are trustworthy."
         return warmup_bars(self.indicator_spec())
 
-    def signals(self, bars: pd.DataFrame) -> Signals:
-        "Compute indicators on `bars` and decide; no signal during the indicators' warm-up."
+    def signals(self, bars: pd.DataFrame,  # one symbol's bars
+                ) -> Signals:
+        "Compute indicators on `bars` and decide; no entry during the indicators' warm-up (`warmup()` bars, as live)."
         features = apply_indicators(bars, self.indicator_spec())
         sig = self.decide(features)
-        cold = np.arange(len(bars)) < _lookback(features, self.indicator_spec())
-        return Signals(sig.entries & ~cold, sig.exits, sig.stop_distance, sig.time_stop_bars, sig.side, features)
+        # the engine decides on a window only once it holds more than `warmup()` bars: so does the research path
+        cold = np.arange(len(bars)) < max(_lookback(features, self.indicator_spec()), self.warmup())
+        return replace(sig.masked(cold), features=features)
 
     def latest(self, bars: Mapping[str, np.ndarray],  # the bars up to and including the decision bar
                ) -> Decision:
         "The decision at the close of the last bar of `bars` (the engine's per-bar call)."
         frame = pd.DataFrame({k: np.asarray(v, dtype=np.float64) for k, v in bars.items()})
         if len(frame) <= self.warmup():
-            return Decision(False, False, math.nan, 0, 1, warm=False)
+            return Decision(warm=False)
         sig = self.signals(frame)
-        stop = float(sig.stop_distance.iloc[-1]) if sig.stop_distance is not None else math.nan
-        warm = _lookback(sig.features, self.indicator_spec()) < len(frame)
-        return Decision(bool(sig.entries.iloc[-1]), bool(sig.exits.iloc[-1]), stop, sig.time_stop_bars, sig.side,
-                        warm=warm)
+        return Decision.at(sig, len(frame) - 1, warm=_lookback(sig.features, self.indicator_spec()) < len(frame))
 
     def grid(self) -> list[dict]:
         "Every parameter set of `search_space` (other parameters as configured); the current set first."
-        import itertools
-        names = list(self.search_space)
-        combos = [dict(zip(names, values)) for values in itertools.product(*self.search_space.values())]
-        sets = [{**self.params, **c} for c in combos]
-        return [self.params] + [p for p in sets if p != self.params]
+        return [self.params] + [p for p in _product(self.params, self.search_space) if p != self.params]
+
+    def with_params(self, params: dict,  # parameter overrides
+                    ) -> Strategy:
+        "The same strategy with other parameters."
+        return type(self)(self.strategy_id, {**self.params, **params})
+
+    def backtest(self, bars: pd.DataFrame | Mapping[str, pd.DataFrame],  # one symbol's bars, or {symbol: bars}
+                 **options,  # options of `validation.backtest.backtest` (asset=, fill=, sizing=, init_cash=, ...)
+                 ):
+        "Backtest this strategy's signals, stop and time stop on `bars`."
+        from tradingbot.validation.backtest import backtest
+        return backtest(bars, **{**self.backtest_inputs(bars), **options})
+
+    def backtest_inputs(self, bars: pd.DataFrame | Mapping[str, pd.DataFrame],  # one symbol's bars, or {symbol: bars}
+                        ) -> dict:
+        "The backtester's inputs for this strategy on `bars`: the four signal rows, stop distance, time stop, score."
+        if isinstance(bars, pd.DataFrame):
+            sig = self.signals(bars)
+            rows = dict(zip(("entries", "exits", "short_entries", "short_exits"), sig.directional()))
+            return {**rows, "stop_distance": sig.stop_distance, "score": sig.score,
+                    "time_stop_bars": sig.time_stop_bars}
+        per = {sym: self.backtest_inputs(frame) for sym, frame in bars.items()}
+        out = {}
+        for key in ("entries", "exits", "short_entries", "short_exits", "stop_distance", "score"):
+            given = {sym: d[key] for sym, d in per.items() if d[key] is not None}
+            out[key] = pd.DataFrame(given) if len(given) == len(per) else None
+        times = {d["time_stop_bars"] for d in per.values()}
+        out["time_stop_bars"] = times.pop() if len(times) == 1 else 0
+        return out
+
+    def sweep(self, bars: pd.DataFrame,  # one symbol's bars
+              grid: list[dict] | dict[str, list] | None = None,  # parameter sets, or values to combine (default: grid())
+              **options,  # options of `validation.backtest.sweep` (asset=, fill=, sizing=, ...)
+              ) -> pd.DataFrame:  # one row of statistics per parameter set, indexed by the parameters that vary
+        "Backtest every parameter set of `grid` in parallel; statistics per set (equal to a loop of backtests)."
+        from tradingbot.validation.backtest import sweep
+        sets = _product(self.params, grid) if isinstance(grid, dict) else (grid or self.grid())
+        strategies = [self.with_params(p) for p in sets]
+        inputs = [s.backtest_inputs(bars) for s in strategies]
+        varying = [k for k in strategies[0].params if len({repr(s.params[k]) for s in strategies}) > 1]
+        keys = [tuple(s.params[k] for k in varying) for s in strategies]
+        index = (pd.Index([k[0] for k in keys], name=varying[0]) if len(varying) == 1 else
+                 pd.MultiIndex.from_tuples(keys, names=varying) if varying else pd.RangeIndex(len(strategies)))
+        frame = lambda key: (None if inputs[0][key] is None else  # noqa: E731
+                             pd.DataFrame({k: d[key].to_numpy() for k, d in enumerate(inputs)}, index=bars.index))
+        rows = {key: frame(key) for key in ("entries", "exits", "short_entries", "short_exits")}
+        stats = sweep(bars, **{k: v for k, v in rows.items()}, stop_distance=_shared(inputs, "stop_distance"),
+                      score=_shared(inputs, "score"), time_stop_bars=[d["time_stop_bars"] for d in inputs],
+                      **options)
+        return stats.set_axis(index)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.strategy_id!r}, {self.params})"
+
+
+def _product(params: dict, space: dict[str, list]) -> list[dict]:
+    "Every combination of the values of `space`, the other parameters as in `params`."
+    import itertools
+    names = list(space)
+    return [{**params, **dict(zip(names, values))} for values in itertools.product(*space.values())]
+
+
+def _shared(inputs: list[dict], key: str) -> list[pd.Series] | None:
+    "One Series per parameter set, the same object where the values are equal (the sweep then stores it once)."
+    if inputs[0][key] is None:
+        return None
+    seen, out = {}, []
+    for d in inputs:
+        series = d[key]
+        digest = hashlib.blake2b(np.ascontiguousarray(series.to_numpy(dtype=np.float64)).tobytes(),
+                                 digest_size=16).digest()
+        out.append(seen.setdefault(digest, series))
+    return out
 
 
 def _lookback(features: pd.DataFrame, spec: list[dict]) -> int:
@@ -123,3 +238,58 @@ def _lookback(features: pd.DataFrame, spec: list[dict]) -> int:
     added = [c for c in features.columns if c not in ("open", "high", "low", "close", "volume")]
     valid = features[added].notna().all(axis=1).to_numpy() if added else np.ones(len(features), bool)
     return int(np.argmax(valid)) if valid.any() else len(features)
+
+# %% ../../nbs/60_strategies.base.ipynb #5a500fb5
+STRATEGIES: dict[str, type[Strategy]] = {}  # registered id -> class
+
+
+def register_strategy(strategy_id: str,  # the id validation, reports, the engine and strategies.json use
+                      ) -> Callable[[type], type]:
+    "Class decorator: register a `Strategy` subclass under `strategy_id`."
+    def register(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+            raise TypeError(f"register_strategy({strategy_id!r}) needs a Strategy subclass, got {cls!r}")
+        held = STRATEGIES.get(strategy_id)
+        if held is not None and held.__qualname__ != cls.__qualname__:
+            raise ValueError(f"strategy id {strategy_id!r} is already registered to {held.__module__}."
+                             f"{held.__qualname__}; choose another id")
+        STRATEGIES[strategy_id] = cls
+        cls.registered_id = strategy_id
+        return cls
+    return register
+
+
+def _import_class(path: str, strategy_id: str) -> type[Strategy]:
+    "The class a `package.module:Class` path names."
+    module, _, name = path.partition(":")
+    if not module or not name:
+        raise ValueError(f"strategies.json: {strategy_id}.class must be 'package.module:Class', got {path!r}")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ValueError(f"strategies.json: {strategy_id}.class {path!r} cannot be imported: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise ValueError(f"strategies.json: {strategy_id}.class {path!r} is not a Strategy subclass")
+    return cls
+
+
+def strategy_class(strategy_id: str,  # a registered id or an id of strategies.json
+                   ) -> type[Strategy]:
+    "The class of `strategy_id`: registered, or named by its strategies.json entry."
+    import tradingbot.strategies.rules  # noqa: F401 - registers the canonical rule strategies
+    spec = get_key(f"strategies.strategies.{strategy_id}") or {}
+    if spec.get("kind") == "python":
+        cls = _import_class(str(spec.get("class", "")), strategy_id)
+        return register_strategy(strategy_id)(cls) if STRATEGIES.get(strategy_id) is None else STRATEGIES[strategy_id]
+    if strategy_id in STRATEGIES:
+        return STRATEGIES[strategy_id]
+    raise ValueError(f"no strategy class for {strategy_id!r}: register one with @register_strategy({strategy_id!r}) "
+                     f"or give it a 'kind': 'python' entry in strategies.json (registered: {', '.join(STRATEGIES)})")
+
+
+def make_strategy(strategy_id: str,  # a registered id or an id of strategies.json
+                  params: dict | None = None,  # overrides of the configured parameters
+                  ) -> Strategy:
+    "The strategy `strategy_id` with its strategies.json params, updated by `params`."
+    spec = get_key(f"strategies.strategies.{strategy_id}") or {}
+    return strategy_class(strategy_id)(strategy_id, {**(spec.get("params") or {}), **(params or {})})

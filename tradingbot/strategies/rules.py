@@ -14,10 +14,10 @@ import pandas as pd
 
 from ..config import get_key
 from ..indicators import indicator_arrays, parse_spec
-from .base import Decision, Signals, Strategy
+from .base import Decision, Signals, Strategy, make_strategy, register_strategy  # noqa: F401
 
 # %% auto #0
-__all__ = ['RULES', 'ibs', 'RSI2', 'IBS', 'RSI2IBS', 'make_strategy']
+__all__ = ['ibs', 'RSI2', 'IBS', 'RSI2IBS']
 
 # %% ../../nbs/61_strategies.rules.ipynb #ef56a798
 def ibs(bars: pd.DataFrame) -> pd.Series:
@@ -64,16 +64,18 @@ class _MeanReversion(Strategy):
             self._parsed = (parse_spec(self.indicator_spec()), self.warmup())
         entries, warmup = self._parsed
         if len(bars["close"]) <= warmup:
-            return Decision(False, False, math.nan, self.params["time_stop_bars"], warm=False)
+            return Decision(time_stop_bars=self.params["time_stop_bars"], warm=False)
         ind = indicator_arrays(bars, entries)
         last = {k: np.asarray(v[-1:], dtype=np.float64) for k, v in bars.items()}
         last.update({k: v[-1:] for k, v in ind.items()})
         warm = all(math.isfinite(v[0]) for v in last.values() if v is not None)
         entries, exits = self._rules(last)
-        return Decision(bool(entries[0]) and warm, bool(exits[0]), float(self._stop(last)[0]),
-                        self.params["time_stop_bars"], warm=warm)
+        return Decision(long_entry=bool(entries[0]) and warm, long_exit=bool(exits[0]),
+                        stop_distance=float(self._stop(last)[0]), time_stop_bars=self.params["time_stop_bars"],
+                        warm=warm)
 
 
+@register_strategy("rsi2")
 class RSI2(_MeanReversion):
     "Connors RSI-2: buy the dip of an up-trend."
     defaults = {**_MeanReversion.defaults, "rsi_period": 2, "entry_below": 10, "exit_above": 70}
@@ -87,6 +89,7 @@ class RSI2(_MeanReversion):
         return (rsi <= self.params["entry_below"]) & self._trend(f), rsi >= self.params["exit_above"]
 
 
+@register_strategy("ibs")
 class IBS(_MeanReversion):
     "Internal bar strength: buy a close near the low of the bar in an up-trend."
     defaults = {**_MeanReversion.defaults, "entry_below": 0.2}
@@ -100,6 +103,7 @@ class IBS(_MeanReversion):
         return entries, np.zeros(len(entries), dtype=bool)
 
 
+@register_strategy("rsi2_ibs")
 class RSI2IBS(_MeanReversion):
     "RSI-2 and IBS entry conditions on the same bar; RSI-2's exit."
     defaults = {**_MeanReversion.defaults, "rsi_period": 2, "rsi_entry_below": 10, "rsi_exit_above": 70,
@@ -113,16 +117,3 @@ class RSI2IBS(_MeanReversion):
         rsi = np.asarray(f[f"rsi_{self.params['rsi_period']}"])
         entries = (rsi <= self.params["rsi_entry_below"]) & (self._ibs(f) < self.params["ibs_entry_below"]) & self._trend(f)
         return entries, rsi >= self.params["rsi_exit_above"]
-
-# %% ../../nbs/61_strategies.rules.ipynb #8096064d
-RULES: dict[str, type[Strategy]] = {"rsi2": RSI2, "ibs": IBS, "rsi2_ibs": RSI2IBS}
-
-
-def make_strategy(strategy_id: str, params: dict | None = None) -> Strategy:
-    "The strategy `strategy_id` of strategies.json with its configured params, updated by `params`."
-    spec = get_key(f"strategies.strategies.{strategy_id}")
-    cls = RULES.get(strategy_id) or RULES.get(spec.get("class", "") if spec else "")
-    if cls is None:
-        known = ", ".join(RULES)
-        raise ValueError(f"no strategy class for {strategy_id!r} (rule strategies: {known})")
-    return cls(strategy_id, {**((spec or {}).get("params") or {}), **(params or {})})

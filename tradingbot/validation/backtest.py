@@ -1,4 +1,4 @@
-"""Event-driven backtests on bars: signals or per-bar orders in, the one fill model of `tradingbot.execution` applied bar by bar in numba, orders, fills, trades and the equity curve out as DataFrames; and parallel parameter sweeps.
+"""Event-driven backtests on bars: signals or per-bar orders in, the one fill model of `tradingbot.execution` applied bar by bar in numba, orders, fills, trades and the equity curve out as DataFrames, a summary and a plot; and parallel parameter sweeps.
 
 Docs: https://tradingbot.github.io/tradingbot/validation.backtest.html.md"""
 
@@ -8,7 +8,8 @@ Docs: https://tradingbot.github.io/tradingbot/validation.backtest.html.md"""
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cache, cached_property
@@ -17,15 +18,17 @@ import numba
 import numpy as np
 import pandas as pd
 
-from ..data.timeframes import check_time_index
-from ..execution._nb import Info, OrderType, Reason, Side, Status, TimeInForce
-from ..execution.fills import (ORDER_TYPES, TIME_IN_FORCE, FillConfig, check_stop_pct, funding_rates,
-                                        lookup_code, max_stop_pct, volatility)
+from ..config import get_key
+from ..data.timeframes import check_time_index, timeframe_delta
+from ..execution.enums import Info, OrderType, Reason, Side, Sizing, Status, TimeInForce
+from ..execution.fills import FillConfig, check_stop_pct, funding_rates, max_stop_pct, volatility
+from ..execution.risk import AssetRules, RiskConfig
 from ._backtest_nb import (FILL_DT, ORDER_DT, STAT_FIELDS, TRADE_DT, Market, OrderArrays,
-                                                Signals, SimConfig, Sizing, Stops, new_state, run_nb)
+                                                SignalRows, SimConfig, Stops, new_state, run_nb)
+from .metrics import periods_per_year, summary
 
 # %% auto #0
-__all__ = ['PRICES', 'SIZINGS', 'BacktestResult', 'backtest', 'sweep']
+__all__ = ['PRICES', 'ASSET_CALENDARS', 'bar_length', 'calendar_of', 'BacktestResult', 'backtest', 'sweep']
 
 # %% ../../nbs/50_validation.backtest.ipynb #7b17d1ab
 def _symbols(bars: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -55,6 +58,7 @@ def _ro(a: np.ndarray) -> np.ndarray:
 
 _UNUSED_F, _UNUSED_B, _UNUSED_I = (_ro(np.full((1, 1), np.nan)), _ro(np.zeros((1, 1), np.bool_)),
                                    _ro(np.zeros((1, 1), np.int64)))  # placeholders of inputs a run does not use
+_NO_ORDERS = OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F)
 
 
 def _rows(frames: dict[str, pd.DataFrame], column: str, dtype=np.float64) -> np.ndarray:
@@ -91,15 +95,34 @@ def _per_symbol(x, frames: dict[str, pd.DataFrame], name: str, dtype) -> np.ndar
     return _ro(np.ascontiguousarray(arr, dtype=dtype))
 
 
-def _market(frames: dict[str, pd.DataFrame], fill: FillConfig) -> Market:
-    "The market rows the loop reads (spread, volatility and funding only when used)."
+def bar_length(bars: pd.DataFrame,  # bars with a time index
+               ) -> pd.Timedelta:  # the length of one bar
+    "A bar's length: `bars.attrs['timeframe']` when set, else the smallest spacing of the index."
+    tf = bars.attrs.get("timeframe")
+    if tf:
+        return timeframe_delta(tf)
+    if len(bars.index) < 2:
+        raise ValueError("cannot tell the bar length of fewer than two bars: set bars.attrs['timeframe']")
+    return (bars.index[1:] - bars.index[:-1]).min()
+
+
+def _close_days(frames: dict[str, pd.DataFrame]) -> np.ndarray:
+    "The UTC day of each bar's close, as the daily-loss cap counts days (one row)."
+    first = next(iter(frames.values()))
+    closes = first.index + bar_length(first)
+    return _ro((closes.asi8 // 86_400_000_000_000).astype(np.int64)[None, :])
+
+
+def _market(frames: dict[str, pd.DataFrame], fill: FillConfig, days: bool = False) -> Market:
+    "The market rows the loop reads (spread, volatility, funding and close days only when used)."
     index = next(iter(frames.values())).index
     spread = _rows(frames, "spread") if all("spread" in f for f in frames.values()) else _UNUSED_F
     vol = (_ro(np.stack([volatility(f, fill.vol_kind, fill.vol_window) for f in frames.values()]))
            if fill.vol_slippage_k else _UNUSED_F)
     funding = (_ro(np.tile(funding_rates(index, fill.funding_rate, fill.funding_interval_h), (len(frames), 1)))
                if fill.funding_rate is not None else _UNUSED_F)
-    return Market(*(_rows(frames, c) for c in ("open", "high", "low", "close", "volume")), spread, vol, funding)
+    return Market(*(_rows(frames, c) for c in ("open", "high", "low", "close", "volume")), spread, vol, funding,
+                  _close_days(frames) if days else _UNUSED_I)
 
 # %% ../../nbs/50_validation.backtest.ipynb #9070516b
 def _order_arrays(orders, frames: dict[str, pd.DataFrame]) -> OrderArrays | None:
@@ -116,14 +139,14 @@ def _order_arrays(orders, frames: dict[str, pd.DataFrame]) -> OrderArrays | None
         if "size" not in frame or not frame.index.equals(index):
             raise ValueError(f"orders of {sym!r} need a 'size' column on the bars' index")
         types = frame["type"] if "type" in frame else pd.Series("market", index=index)
-        codes = np.array([lookup_code(ORDER_TYPES, t, "order type") for t in types.unique()])
-        code = types.map(dict(zip(types.unique(), codes))).to_numpy(dtype=np.int64)
+        codes = {t: OrderType.parse(t, "order type").code for t in types.unique()}
+        code = types.map(codes).to_numpy(dtype=np.int64)
         size = frame["size"].to_numpy(dtype=np.float64)
         limit = frame["limit"].to_numpy(dtype=np.float64) if "limit" in frame else np.full(len(index), np.nan)
         stop = frame["stop"].to_numpy(dtype=np.float64) if "stop" in frame else np.full(len(index), np.nan)
         live = (size == size) & (size != 0)
         for need, price, label in ((OrderType.LIMIT, limit, "limit"), (OrderType.STOP, stop, "stop")):
-            uses = live & ((code == need) | (code == OrderType.STOP_LIMIT))
+            uses = live & ((code == need.code) | (code == OrderType.STOP_LIMIT.code))
             bad = uses & ~(np.isfinite(price) & (price > 0))
             if bad.any():
                 raise ValueError(f"orders of {sym!r}: the order at {index[bad][0]} needs a positive '{label}' price")
@@ -134,17 +157,17 @@ def _order_arrays(orders, frames: dict[str, pd.DataFrame]) -> OrderArrays | None
 # %% ../../nbs/50_validation.backtest.ipynb #5245064b
 @cache
 def _code_dtype(kind: type) -> tuple[int, np.ndarray, pd.CategoricalDtype]:
-    "A code namespace's smallest code, the category of each code, and the categorical dtype of the names."
-    codes = kind()  # cached by class: namespaces with equal values (Status, OrderType) must not share an entry
+    "An enum's smallest code, the category of each code, and the categorical dtype of its names."
+    codes = [m.code for m in kind]
     lo = min(codes)
     slot = np.full(max(codes) - lo + 1, -1)
     slot[np.array(codes) - lo] = np.arange(len(codes))
-    return lo, slot, pd.CategoricalDtype([f.lower() for f in codes._fields])
+    return lo, slot, pd.CategoricalDtype([m.value for m in kind])
 
 
-def _names(codes, values: np.ndarray) -> pd.Categorical:
-    "Code values as a categorical of their lower-case names (cheap to build, compares like strings)."
-    lo, slot, dtype = _code_dtype(type(codes))
+def _names(kind: type, values: np.ndarray) -> pd.Categorical:
+    "Code values as a categorical of the enum's names (cheap to build, compares like strings)."
+    lo, slot, dtype = _code_dtype(kind)
     return pd.Categorical.from_codes(slot[np.asarray(values) - lo], dtype=dtype, validate=False)
 
 
@@ -183,48 +206,98 @@ def _trades_frame(trades, index: pd.DatetimeIndex, symbols: tuple[str, ...]) -> 
 
 
 def _stats(raw: np.ndarray, init_cash: float) -> dict:
-    "Named statistics of a run from the loop's raw numbers."
+    "Named statistics of a run from the loop's raw numbers (drawdown negative, win rate per trade, as `summary`)."
     s = dict(zip(STAT_FIELDS, raw.tolist()))
     n = int(s["n_trades"])
     return {"final_equity": s["final_equity"], "total_return": s["final_equity"] / init_cash - 1.0,
-            "max_drawdown": s["max_drawdown"], "n_trades": n, "win_rate": s["n_wins"] / n if n else np.nan,
+            "max_drawdown": -s["max_drawdown"], "n_trades": n, "win_rate": s["n_wins"] / n if n else np.nan,
             "fees": s["fees"], "n_orders": int(s["n_orders"]), "n_fills": int(s["n_fills"])}
 
 # %% ../../nbs/50_validation.backtest.ipynb #a4e5a49b
 PRICES = ("next_open", "close")
-SIZINGS = {"cash": Sizing.CASH, "notional": Sizing.NOTIONAL, "equity": Sizing.EQUITY}
 
 
-def _sim_config(price: str, sizing: str, size: float, init_cash: float, cooldown: int, fill: FillConfig,
-                record: bool, **used) -> SimConfig:
-    "The loop's scalar settings, after checking the user's choices."
-    if price not in PRICES:
-        raise ValueError(f"price must be one of {PRICES}, got {price!r}")
-    code = lookup_code(SIZINGS, sizing, "sizing")
-    if code != Sizing.CASH and not (math.isfinite(size) and size > 0):
-        raise ValueError(f"sizing={sizing!r} needs a finite size > 0 (an amount of money, or a fraction of equity)")
+@dataclass(frozen=True)
+class _Setup:
+    "What a run trades under."
+    sizing: Sizing
+    size: float
+    init_cash: float
+    fill: FillConfig
+    rules: AssetRules | None
+    risk: RiskConfig
+
+
+def _setup(asset: str | None, sizing, size, init_cash, fill) -> _Setup:
+    "The sizing, starting equity, fill model and order rules of a run, after checking the user's choices."
+    rules = AssetRules.for_asset(asset) if asset is not None else None
+    sizing = Sizing.parse(sizing if sizing is not None else ("risk" if asset else "cash"), "sizing")
+    if sizing in (Sizing.CASH, Sizing.RISK) and size is not None:
+        raise ValueError(f"size={size!r} is ignored by sizing={sizing.value!r} (all-in spends free cash, risk sizing "
+                         "sizes by the stop); pass sizing='notional' for money per entry or 'equity' for a fraction")
+    if sizing in (Sizing.NOTIONAL, Sizing.EQUITY) and not (size is not None and math.isfinite(size) and size > 0):
+        raise ValueError(f"sizing={sizing.value!r} needs a finite size > 0 (an amount of money, or a fraction of "
+                         f"equity), got {size!r}")
+    if init_cash is None:
+        init_cash = float(get_key("PAPER.PAPER_EQUITY_START")) if asset else 1_000.0
     if not (math.isfinite(init_cash) and init_cash > 0):
         raise ValueError(f"init_cash must be finite and > 0, got {init_cash!r}")
+    if asset is not None and not isinstance(fill, FillConfig):
+        fill = FillConfig.for_asset(asset, **(fill or {}))
+    return _Setup(sizing, math.inf if size is None else float(size), float(init_cash), FillConfig.of(fill), rules,
+                  RiskConfig.from_config())
+
+
+def _sim_config(price: str, setup: _Setup, cooldown: int, record: bool, **used) -> SimConfig:
+    "The loop's scalar settings."
+    if price not in PRICES:
+        raise ValueError(f"price must be one of {PRICES}, got {price!r}")
     if not (isinstance(cooldown, (int, np.integer)) and cooldown >= 0):
         raise ValueError(f"stop_cooldown_bars must be an int >= 0, got {cooldown!r}")
-    return SimConfig(at_close=price == "close", latency=int(fill.latency_bars), sizing=int(code), size=float(size),
-                     init_cash=float(init_cash), cooldown=int(cooldown), tif=int(TIME_IN_FORCE[fill.tif]),
-                     post_only=bool(fill.post_only), max_stop=max_stop_pct() / 100, record=bool(record),
+    cap, rules = max_stop_pct(), setup.rules
+    return SimConfig(at_close=price == "close", latency=int(setup.fill.latency_bars), sizing=setup.sizing.code,
+                     size=setup.size, init_cash=setup.init_cash, cooldown=int(cooldown), tif=setup.fill.tif.code,
+                     post_only=bool(setup.fill.post_only), max_stop_pct=cap,
+                     sl_min_pct=rules.sl_pct_min if rules else 0.0, sl_max_pct=rules.sl_pct_max if rules else cap,
+                     record=bool(record), shorting=rules.shorting if rules else True,
+                     qty_step=rules.qty_step if rules else 1e-8, min_notional=rules.min_notional if rules else 0.0,
+                     leverage=rules.leverage if rules else 1.0, risk=setup.risk.params,
                      **{k: bool(v) for k, v in used.items()})
 
 
-def _stops(n_cols: int, sl_pct, tp_pct, trail_pct, time_stop_bars, dist: np.ndarray | None) -> Stops:
+def _pct(name: str, value):
+    "A percent parameter as floats, warning when it looks like a fraction passed by mistake."
+    arr = np.asarray(value, dtype=np.float64)
+    small = arr[(arr > 0) & (arr < 0.1)]
+    if small.size:
+        warnings.warn(f"{name}={small[0]:g} is {small[0]:g} % (percent units: 2 means 2 %); for a "
+                      f"{100 * small[0]:g} % stop pass {name}={100 * small[0]:g}", stacklevel=4)
+    return value
+
+
+def _stops(n_cols: int, sl_pct, tp_pct, trail_pct, time_stop_bars, dist: np.ndarray | None,
+           dist_row: np.ndarray | None = None) -> Stops:
     "Per-column protective stops as fractions, after the safety cap (SAFETY.MAX_STOP_LOSS_PCT)."
     check_stop_pct("sl_pct", sl_pct)
     check_stop_pct("trail_pct", trail_pct)
-    frac = [np.ascontiguousarray(np.broadcast_to(np.asarray(p, dtype=np.float64), (n_cols,))) / 100
-            for p in (sl_pct, tp_pct, trail_pct)]
+    frac = [np.ascontiguousarray(np.broadcast_to(np.asarray(_pct(n, p), dtype=np.float64), (n_cols,))) / 100
+            for n, p in (("sl_pct", sl_pct), ("tp_pct", tp_pct), ("trail_pct", trail_pct))]
     if (frac[1] <= 0).any():
         raise ValueError("tp_pct must be > 0 percent (NaN for none)")
     bars = np.ascontiguousarray(np.broadcast_to(np.asarray(time_stop_bars), (n_cols,)))
     if not (np.issubdtype(bars.dtype, np.integer) and (bars >= 0).all()):
         raise ValueError(f"time_stop_bars must be whole numbers of bars >= 0, got {time_stop_bars!r}")
-    return Stops(*(_ro(f) for f in frac), _ro(bars.astype(np.int64)), _UNUSED_F if dist is None else dist)
+    if dist is not None and dist_row is None:
+        dist_row = np.arange(n_cols, dtype=np.int64)
+    return Stops(*(_ro(f) for f in frac), _ro(bars.astype(np.int64)), _UNUSED_F if dist is None else dist,
+                 _ro(np.zeros(n_cols, np.int64) if dist_row is None else dist_row))
+
+
+def _check_risk_stop(setup: _Setup, sl_pct, stop_distance) -> None:
+    "Risk sizing sizes every entry by its stop: refuse a run that gives none."
+    if setup.sizing == Sizing.RISK and stop_distance is None and bool(np.all(np.isnan(np.asarray(sl_pct, float)))):
+        raise ValueError("sizing='risk' sizes each entry by its stop-loss: pass sl_pct= (percent) or stop_distance= "
+                         "(price units, e.g. 2 × ATR), or choose sizing='cash' for an all-in research run")
 
 # %% ../../nbs/50_validation.backtest.ipynb #50583fab
 _NO_COLUMNS = _ro(np.empty(0, np.int64))
@@ -237,7 +310,7 @@ def _grown(records: np.ndarray, used: int) -> np.ndarray:
     return out
 
 
-def _simulate(n_cols: int, mkt: Market, sig: Signals, ords: OrderArrays, stops: Stops, cfg: SimConfig,
+def _simulate(n_cols: int, mkt: Market, sig: SignalRows, ords: OrderArrays, stops: Stops, cfg: SimConfig,
               params, equity: np.ndarray, capacity: int | None = None) -> tuple:
     "Run columns 0 … n_cols-1 as one group over all bars: (orders, fills, trades, stats)."
     n = mkt.close.shape[1]
@@ -255,7 +328,7 @@ def _simulate(n_cols: int, mkt: Market, sig: Signals, ords: OrderArrays, stops: 
     return (*(r[:used] for r, used in zip(records, state[3])), stats[0])
 
 
-def _sweep_columns(n_cols: int, mkt: Market, sig: Signals, ords: OrderArrays, stops: Stops, cfg: SimConfig,
+def _sweep_columns(n_cols: int, mkt: Market, sig: SignalRows, ords: OrderArrays, stops: Stops, cfg: SimConfig,
                    params) -> np.ndarray:
     "Statistics (n_cols, len(STAT_FIELDS)) of each column run alone on the one market row, over threads."
     out, pcols = np.empty((n_cols, len(STAT_FIELDS))), _ro(np.zeros(n_cols, dtype=np.int64))
@@ -271,13 +344,34 @@ def _sweep_columns(n_cols: int, mkt: Market, sig: Signals, ords: OrderArrays, st
     return out
 
 # %% ../../nbs/50_validation.backtest.ipynb #8c0bc235
+ASSET_CALENDARS = {"crypto_spot": "crypto", "crypto_futures": "crypto", "forex": "forex", "options": "stocks",
+                   "index": "stocks", "futures": "futures"}  # asset class -> trading calendar (metrics.CALENDARS)
+
+
+def calendar_of(bars: pd.DataFrame,  # bars, whose attrs may name a calendar, a sample or an asset
+                asset: str | None = None,  # the asset traded, when known
+                ) -> str | None:  # a key of `metrics.CALENDARS`, or None when nothing tells
+    "The trading calendar of `bars`: the asset's, `attrs['calendar']`, or the bundled sample's asset's."
+    from tradingbot.data.samples import SAMPLES
+    if asset is not None:
+        return ASSET_CALENDARS.get(asset)
+    if bars.attrs.get("calendar"):
+        return bars.attrs["calendar"]
+    sample = SAMPLES.get(bars.attrs.get("name", ""))
+    return ASSET_CALENDARS.get(sample.asset) if sample is not None else None
+
+
 @dataclass(frozen=True)
 class BacktestResult:
     "What a backtest produced; the orders, fills and trades frames are built from the records on first use."
     equity: pd.Series  # account equity at each bar's close
-    stats: dict  # final_equity, total_return, max_drawdown, n_trades, win_rate, fees, n_orders, n_fills
+    stats: dict  # final_equity, total_return, max_drawdown (≤ 0), n_trades, win_rate (per trade), fees, orders, fills
     records: tuple  # the loop's (orders, fills, trades) structured arrays
     symbols: tuple[str, ...]
+    closes: pd.DataFrame | None = None  # close prices by symbol (buy-and-hold in `plot`)
+    timeframe: str | None = None  # the bars' timeframe, for annualising
+    calendar: str | None = None  # the market's calendar, for annualising
+    init_cash: float = 1_000.0
 
     @cached_property
     def orders(self) -> pd.DataFrame:
@@ -291,65 +385,164 @@ class BacktestResult:
     def trades(self) -> pd.DataFrame:  # closed round trips
         return _trades_frame(self.records[2], self.equity.index, self.symbols)
 
+    @cached_property
+    def returns(self) -> pd.Series:
+        "Per-bar returns of the equity curve; the first bar's against the starting cash."
+        prev = self.equity.shift(1).fillna(self.init_cash)
+        return (self.equity / prev - 1.0).rename("returns")
 
+    def periods(self, periods: float | None = None,  # bars per year, if known
+                calendar: str | None = None,  # a key of metrics.CALENDARS (default: the run's)
+                ) -> float:  # bars per year
+        "Bars per year for annualising: `periods`, or the bars' timeframe on the market's calendar."
+        if periods is not None:
+            return float(periods)
+        calendar = calendar or self.calendar
+        if not self.timeframe or not calendar:
+            missing = " and ".join(x for x, have in (("timeframe", self.timeframe), ("calendar", calendar))
+                                   if not have)
+            raise ValueError(f"cannot annualise: the run does not know its {missing}. Set bars.attrs['timeframe'] "
+                             "(e.g. '1h') and pass calendar= ('crypto', 'stocks', 'forex' or 'futures'), or an "
+                             "asset=, or pass periods= (bars per year) to summary()")
+        return periods_per_year(self.timeframe, calendar)
+
+    def summary(self, periods: float | None = None,  # bars per year (default: from the timeframe and calendar)
+                calendar: str | None = None,  # override the run's calendar
+                rf: float = 0.0,  # annual risk-free rate
+                confidence: float = 0.95,  # CVaR confidence
+                ) -> dict:  # `metrics.summary` of the returns and trades
+        "Sharpe, Sortino, drawdown, CVaR, trade statistics… annualised on the run's calendar."
+        return summary(self.returns, self.trades, periods=self.periods(periods, calendar), rf=rf,
+                       confidence=confidence)
+
+    def plot(self, title: str | None = None,  # the figure's title
+             figsize: tuple[float, float] = (9.0, 4.5),  # inches
+             ):
+        "Equity against buy-and-hold with the fills marked, and the drawdown below; returns the figure."
+        import matplotlib.pyplot as plt
+        fig, (top, low) = plt.subplots(2, 1, figsize=figsize, sharex=True, height_ratios=(3, 1))
+        self.equity.plot(ax=top, lw=0.9, label="strategy")
+        if self.closes is not None:
+            hold = self.closes.div(self.closes.iloc[0]).mean(axis=1) * self.init_cash
+            hold.plot(ax=top, lw=0.7, color="grey", alpha=0.8, label="buy and hold")
+        fills = self.fills
+        for side, marker, color in (("buy", "^", "tab:green"), ("sell", "v", "tab:red")):
+            at = fills.ts[fills.side == side]
+            top.scatter(at, self.equity.reindex(at), marker=marker, s=14, color=color, label=side, zorder=3)
+        top.set_ylabel("equity")
+        top.legend(loc="upper left", fontsize="small")
+        dd = self.equity / self.equity.cummax() - 1.0
+        low.fill_between(dd.index, dd.to_numpy(), 0.0, color="tab:red", alpha=0.4, lw=0)
+        low.set_ylabel("drawdown")
+        if title:
+            top.set_title(title)
+        fig.tight_layout()
+        return fig
+
+# %% ../../nbs/50_validation.backtest.ipynb #b6486504
 def backtest(bars: pd.DataFrame | Mapping[str, pd.DataFrame],  # one symbol's bars, or {symbol: bars} sharing cash
-             entries=None, exits=None,  # long entry / exit signals (bool; Series, or DataFrame by symbol)
-             short_entries=None, short_exits=None,  # short entry / exit signals
+             entries=None,  # long entry signals (bool; Series, or DataFrame by symbol)
+             exits=None,  # long exit signals
+             short_entries=None,  # short entry signals
+             short_exits=None,  # short exit signals
              *,
              orders=None,  # per-bar orders instead of signals: frame (or {symbol: frame}) of size/type/limit/stop
              price: str = "next_open",  # 'next_open' (decide at close, fill at a later open) or 'close' (vectorbt)
-             sizing: str = "cash",  # 'cash', 'notional' or 'equity'
-             size: float = math.inf,  # money per entry ('notional') or fraction of equity ('equity')
-             init_cash: float = 1_000.0,
-             sl_pct=np.nan, tp_pct=np.nan, trail_pct=np.nan,  # protective stops, percent of the entry price
+             asset: str | None = None,  # trade as this asset of assets.json does in paper: its costs, lots, stops, sizing
+             sizing: str | None = None,  # 'cash' (all-in), 'notional', 'equity' or 'risk' (default: risk with an asset)
+             size: float | None = None,  # money per entry ('notional') or fraction of equity ('equity')
+             init_cash: float | None = None,  # starting equity (default: the paper session's with an asset, else 1,000)
+             sl_pct=np.nan,  # stop-loss, percent of the entry price (scalar)
+             tp_pct=np.nan,  # take-profit, percent of the entry price
+             trail_pct=np.nan,  # trailing stop, percent below the best price since entry
              time_stop_bars: int = 0,  # close a position after this many bars (0: never)
              stop_distance=None,  # per-bar stop-loss distance in price units (Series, or DataFrame by symbol)
+             score=None,  # per-bar signal strength in [0, 1] for risk sizing (Series, or DataFrame by symbol)
              stop_cooldown_bars: int = 1,  # bars after a protective exit in which entry signals are ignored
-             fill: FillConfig = FillConfig(),  # the fill model
+             fill: FillConfig | Mapping | None = None,  # the fill model, or a dict of its fields (default: asset's, or none)
+             calendar: str | None = None,  # the market's calendar for `summary()` (default: from asset or sample)
             ) -> BacktestResult:
     "Run an event-driven backtest of signals or per-bar orders through the fill model."
     frames = _symbols(bars)
     index, symbols = next(iter(frames.values())).index, list(frames)
+    setup = _setup(asset, sizing, size, init_cash, fill)
     signals = [_per_symbol(x, frames, name, np.bool_) for x, name in
                ((entries, "entries"), (exits, "exits"), (short_entries, "short_entries"), (short_exits, "short_exits"))]
     ords = _order_arrays(orders, frames)
     if any(s is not None for s in signals) == (ords is not None):
         raise ValueError("give either signals (entries/exits/short_entries/short_exits) or orders, not both or neither")
-    dist = _per_symbol(stop_distance, frames, "stop_distance", np.float64)
-    mkt = _market(frames, fill)
-    cfg = _sim_config(price, sizing, size, init_cash, stop_cooldown_bars, fill, True,
+    _check_risk_stop(setup, sl_pct, stop_distance)
+    dist, scores = _per_symbol(stop_distance, frames, "stop_distance", np.float64), _per_symbol(
+        score, frames, "score", np.float64)
+    mkt = _market(frames, setup.fill, days=setup.sizing == Sizing.RISK)
+    cfg = _sim_config(price, setup, stop_cooldown_bars, True,
                       **{k: s is not None for k, s in zip(("use_le", "use_lx", "use_se", "use_sx"), signals)},
                       use_orders=ords is not None, has_spread=mkt.spread is not _UNUSED_F,
                       has_vol=mkt.vol is not _UNUSED_F, has_funding=mkt.funding is not _UNUSED_F,
-                      has_dist=dist is not None)
+                      has_dist=dist is not None, has_score=scores is not None, has_day=mkt.day is not _UNUSED_I)
     equity = np.empty(len(index))
-    raw = _simulate(len(symbols), mkt, Signals(*(s if s is not None else _UNUSED_B for s in signals)),
-                    ords if ords is not None else OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F),
-                    _stops(len(symbols), sl_pct, tp_pct, trail_pct, time_stop_bars, dist), cfg, fill.params(), equity)
-    return BacktestResult(pd.Series(equity, index=index, name="equity", copy=False), _stats(raw[3], init_cash),
-                          raw[:3], tuple(symbols))
+    raw = _simulate(len(symbols), mkt, SignalRows(*(s if s is not None else _UNUSED_B for s in signals),
+                                               scores if scores is not None else _UNUSED_F),
+                    ords if ords is not None else _NO_ORDERS,
+                    _stops(len(symbols), sl_pct, tp_pct, trail_pct, time_stop_bars, dist), cfg,
+                    setup.fill.params(), equity)
+    first = next(iter(frames.values()))
+    return BacktestResult(pd.Series(equity, index=index, name="equity", copy=False), _stats(raw[3], setup.init_cash),
+                          raw[:3], tuple(symbols), pd.DataFrame({s: f["close"] for s, f in frames.items()}),
+                          first.attrs.get("timeframe"), calendar or calendar_of(first, asset), setup.init_cash)
 
-# %% ../../nbs/50_validation.backtest.ipynb #eb67f374
+# %% ../../nbs/50_validation.backtest.ipynb #55014270
+def _columns_of(x, index: pd.Index, columns: pd.Index, name: str) -> tuple[np.ndarray, np.ndarray] | None:
+    "Per-column float rows of `x` (a Series for all, or one Series per column) without repeats, and each column's row."
+    if x is None:
+        return None
+    if isinstance(x, pd.Series):
+        series = [x] * len(columns)
+    elif isinstance(x, pd.DataFrame):
+        if not x.columns.equals(columns):
+            raise ValueError(f"{name} must have the columns of entries")
+        series = [x[c] for c in columns]
+    elif isinstance(x, Sequence) and len(x) == len(columns):
+        series = list(x)
+    else:
+        raise ValueError(f"{name} must be a Series, a DataFrame with the columns of entries, or one Series per column")
+    rows, row_of, seen = [], np.empty(len(columns), np.int64), {}
+    for k, ser in enumerate(series):
+        if not (isinstance(ser, pd.Series) and ser.index.equals(index)):
+            raise ValueError(f"{name} of column {columns[k]!r} must be a Series on the bars' index")
+        if id(ser) not in seen:
+            seen[id(ser)] = len(rows)
+            rows.append(ser.to_numpy(dtype=np.float64))
+        row_of[k] = seen[id(ser)]
+    return _ro(np.ascontiguousarray(np.stack(rows))), _ro(row_of)
+
+
 def sweep(bars: pd.DataFrame,  # one symbol's bars
           entries: pd.DataFrame,  # one column of long-entry signals per combination
-          exits: pd.DataFrame | None = None,
-          short_entries: pd.DataFrame | None = None,
-          short_exits: pd.DataFrame | None = None,
+          exits: pd.DataFrame | None = None,  # long exits, same columns
+          short_entries: pd.DataFrame | None = None,  # short entries, same columns
+          short_exits: pd.DataFrame | None = None,  # short exits, same columns
           *,
-          price: str = "next_open",
-          sizing: str = "cash",
-          size: float = math.inf,
-          init_cash: float = 1_000.0,
-          sl_pct=np.nan, tp_pct=np.nan, trail_pct=np.nan,  # scalars, or one value per column
-          time_stop_bars=0,
-          stop_cooldown_bars: int = 1,
-          fill: FillConfig = FillConfig(),
+          price: str = "next_open",  # 'next_open' or 'close'
+          asset: str | None = None,  # trade as this asset does in paper (costs, lots, stops, risk sizing)
+          sizing: str | None = None,  # as in `backtest`
+          size: float | None = None,  # as in `backtest`
+          init_cash: float | None = None,  # as in `backtest`
+          sl_pct=np.nan,  # stop-loss percent: a scalar, or one value per column
+          tp_pct=np.nan,  # take-profit percent: a scalar, or one value per column
+          trail_pct=np.nan,  # trailing-stop percent: a scalar, or one value per column
+          time_stop_bars=0,  # bars to the time stop: a scalar, or one value per column
+          stop_distance=None,  # price units: a Series for all columns, or one per column (DataFrame or list)
+          score=None,  # signal strength in [0, 1]: a Series for all columns, or one per column
+          stop_cooldown_bars: int = 1,  # bars after a protective exit in which entries are ignored
+          fill: FillConfig | Mapping | None = None,  # the fill model, or a dict of its fields
          ) -> pd.DataFrame:  # one row of statistics per column of `entries`
     "Backtest many signal columns over one symbol in parallel; statistics per column."
     frames = _symbols(bars)
     index, columns = next(iter(frames.values())).index, entries.columns
     if len(columns) == 0:
         raise ValueError("entries has no columns: a sweep needs at least one combination")
+    setup = _setup(asset, sizing, size, init_cash, fill)
     rows = []
     for x, name in ((entries, "entries"), (exits, "exits"), (short_entries, "short_entries"),
                     (short_exits, "short_exits")):
@@ -359,12 +552,19 @@ def sweep(bars: pd.DataFrame,  # one symbol's bars
         if not (x.index.equals(index) and x.columns.equals(columns)):
             raise ValueError(f"{name} must be on the bars' index with the columns of entries")
         rows.append(_ro(np.ascontiguousarray(x.to_numpy(dtype=np.bool_).T)))
-    mkt = _market(frames, fill)
-    cfg = _sim_config(price, sizing, size, init_cash, stop_cooldown_bars, fill, False,
+    _check_risk_stop(setup, sl_pct, stop_distance)
+    dist, scores = _columns_of(stop_distance, index, columns, "stop_distance"), _columns_of(score, index, columns,
+                                                                                           "score")
+    if scores is not None:  # score rows are read per column
+        scores = (_ro(np.ascontiguousarray(scores[0][scores[1]])), None)
+    mkt = _market(frames, setup.fill, days=setup.sizing == Sizing.RISK)
+    cfg = _sim_config(price, setup, stop_cooldown_bars, False,
                       **{k: r is not None for k, r in zip(("use_le", "use_lx", "use_se", "use_sx"), rows)},
                       use_orders=False, has_spread=mkt.spread is not _UNUSED_F, has_vol=mkt.vol is not _UNUSED_F,
-                      has_funding=mkt.funding is not _UNUSED_F, has_dist=False)
-    raw = _sweep_columns(len(columns), mkt, Signals(*(r if r is not None else _UNUSED_B for r in rows)),
-                         OrderArrays(_UNUSED_F, _UNUSED_I, _UNUSED_F, _UNUSED_F),
-                         _stops(len(columns), sl_pct, tp_pct, trail_pct, time_stop_bars, None), cfg, fill.params())
-    return pd.DataFrame([_stats(r, init_cash) for r in raw], index=columns)
+                      has_funding=mkt.funding is not _UNUSED_F, has_dist=dist is not None,
+                      has_score=scores is not None, has_day=mkt.day is not _UNUSED_I)
+    raw = _sweep_columns(len(columns), mkt, SignalRows(*(r if r is not None else _UNUSED_B for r in rows),
+                                                    scores[0] if scores is not None else _UNUSED_F), _NO_ORDERS,
+                         _stops(len(columns), sl_pct, tp_pct, trail_pct, time_stop_bars,
+                                *(dist if dist is not None else (None, None))), cfg, setup.fill.params())
+    return pd.DataFrame([_stats(r, setup.init_cash) for r in raw], index=columns)

@@ -7,7 +7,9 @@ Docs: https://tradingbot.github.io/tradingbot/validation.pipeline.html.md"""
 # %% ../../nbs/58_validation.pipeline.ipynb #e76b710e
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import hashlib
+import json
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
@@ -17,9 +19,8 @@ from ..data.samples import SAMPLES, load_sample
 from ..data.store import load_local
 from ..execution.fills import FillConfig
 from ..labeling import tag_regimes
-from ..strategies.base import Strategy
-from ..strategies.rules import make_strategy
-from .backtest import BacktestResult, backtest
+from ..strategies.base import Strategy, make_strategy
+from .backtest import ASSET_CALENDARS, BacktestResult, calendar_of
 from .gate import Verdict, evaluate_gates
 from .metrics import periods_per_year, summary
 from .overfit import deflated_sharpe_ratio, probability_of_backtest_overfitting
@@ -28,44 +29,61 @@ from .splits import WalkForward
 from .stress import bootstrap_trades, cost_shocks, perturb_parameters, regime_slices, reorder_trades
 
 # %% auto #0
-__all__ = ['DEFAULT_COSTS', 'Dataset', 'load_dataset', 'default_costs', 'Run', 'run_strategy', 'runner', 'trial_returns',
-           'walk_forward', 'Validation', 'validate_strategy']
+__all__ = ['RESEARCH_COSTS', 'Dataset', 'load_dataset', 'resolve_asset', 'Run', 'run_strategy', 'runner', 'default_costs',
+           'trial_returns', 'walk_forward', 'params_hash', 'Validation', 'validate_strategy']
 
 # %% ../../nbs/58_validation.pipeline.ipynb #61fa3add
-_SAMPLE_CALENDAR = {"crypto_spot": "crypto", "forex": "forex", "index": "stocks", "futures": "futures"}
-_VENUE_CALENDAR = {"bybit": "crypto", "ibkr": "forex"}
-DEFAULT_COSTS = {"taker_fee_pct": 0.05, "maker_fee_pct": 0.02, "slippage_pct": 0.02, "latency_bars": 0}
+_VENUE_ASSETS = {"bybit": ("crypto_spot", "crypto_futures"), "ibkr": ("forex", "options")}
+RESEARCH_COSTS = {"taker_fee_pct": 0.05, "maker_fee_pct": 0.02, "slippage_pct": 0.02}  # sizing='cash' with no asset
 
 
 @dataclass(frozen=True)
 class Dataset:
     "Bars to validate on, with what decides their annualisation and costs."
-    name: str
+    name: str  # sample name, cache key, or the frame's attrs['name']
     bars: pd.DataFrame
     timeframe: str
-    calendar: str
-    asset: str | None
+    calendar: str | None  # a key of metrics.CALENDARS
+    asset: str | None  # the asset of assets.json the bars stand for, if one does
 
 
-def load_dataset(data: str) -> Dataset:
-    "A bundled sample by name, or `venue:symbol:timeframe` from the local cache."
+def load_dataset(data: str | pd.DataFrame,  # a frame of bars, a sample name, or venue:symbol:timeframe
+                 ) -> Dataset:
+    "Bars and what they stand for: a bundled sample by name, `venue:symbol:timeframe` from the cache, or a frame."
+    if isinstance(data, pd.DataFrame):
+        tf = data.attrs.get("timeframe")
+        if not tf:
+            raise ValueError("the bars' timeframe is unknown: set bars.attrs['timeframe'] (e.g. '1h')")
+        sample = SAMPLES.get(data.attrs.get("name", ""))  # a cut of a bundled sample still stands for its asset
+        asset = sample.asset if sample is not None and get_key(f"assets.{sample.asset}") else None
+        return Dataset(data.attrs.get("name", "frame"), data, tf, calendar_of(data), asset)
     if data in SAMPLES:
         s = SAMPLES[data]
-        return Dataset(data, load_sample(data), s.timeframe, _SAMPLE_CALENDAR.get(s.asset, "crypto"),
+        return Dataset(data, load_sample(data), s.timeframe, ASSET_CALENDARS.get(s.asset),
                        s.asset if get_key(f"assets.{s.asset}") else None)
     parts = data.split(":")
     if len(parts) != 3:
         raise ValueError(f"data {data!r}: use a sample name ({', '.join(SAMPLES)}) or venue:symbol:timeframe")
     venue, symbol, timeframe = parts
-    return Dataset(data, load_local(venue, symbol, timeframe), timeframe, _VENUE_CALENDAR.get(venue, "crypto"), None)
+    bars = load_local(venue, symbol, timeframe)
+    bars.attrs.update(name=data, timeframe=timeframe)
+    return Dataset(data, bars, timeframe, "forex" if venue == "ibkr" else "crypto", None)
 
 
-def default_costs(asset: str | None) -> dict:
-    "Fill-model costs for validation: the asset's configured fees, else DEFAULT_COSTS."
-    if asset is None:
-        return dict(DEFAULT_COSTS)
-    fees = get_key(f"assets.{asset}.fees")
-    return {**DEFAULT_COSTS, "taker_fee_pct": fees["taker_pct"], "maker_fee_pct": fees["maker_pct"]}
+def resolve_asset(strategy: Strategy, ds: Dataset, asset: str | None, sizing: str | None) -> str | None:
+    "The asset whose rules the validation trades under (None: a research run with sizing='cash')."
+    if asset is not None or ds.asset is not None:
+        return asset or ds.asset
+    if sizing == "cash":
+        return None
+    venue = ds.name.split(":")[0] if ":" in ds.name else None
+    candidates = [a for a in (get_key(f"strategies.strategies.{strategy.strategy_id}.assets") or [])
+                  if venue and a in _VENUE_ASSETS.get(venue, ())]
+    if len(candidates) == 1:
+        return candidates[0]
+    raise ValueError(f"{ds.name}: no asset of config/assets.json trades these bars, so the gate cannot measure the "
+                     "strategy as it will trade. Pass asset= (e.g. asset='crypto_spot') to validate with that asset's "
+                     "costs, venue limits and risk sizing, or sizing='cash' for a research validation")
 
 # %% ../../nbs/58_validation.pipeline.ipynb #9e64aef0
 @dataclass(frozen=True)
@@ -76,24 +94,43 @@ class Run:
     trades: pd.DataFrame
 
 
-def run_strategy(strategy: Strategy, bars: pd.DataFrame, costs: dict, init_cash: float = 10_000.0) -> Run:
-    "Backtest `strategy` on `bars` with `costs` (FillConfig fields): all-in sizing, next-open fills."
-    sig = strategy.signals(bars)
-    res = backtest(bars, sig.entries, sig.exits, price="next_open", sizing="cash", init_cash=init_cash,
-                   stop_distance=sig.stop_distance, time_stop_bars=sig.time_stop_bars, fill=FillConfig(**costs))
-    returns = res.equity.pct_change().fillna(0.0).rename("returns")
-    return Run(res, returns, res.trades)
+def run_strategy(strategy: Strategy,  # the strategy, with its parameters
+                 bars: pd.DataFrame,  # one symbol's bars
+                 costs: dict,  # FillConfig fields (the asset's fill model, or research costs)
+                 asset: str | None = None,  # trade under this asset's rules (None: research, all-in)
+                 init_cash: float | None = None,  # starting equity (default: the paper session's, or 10,000)
+                 ) -> Run:
+    "Backtest `strategy` on `bars` as the asset trades it (or all-in for research): next-open fills."
+    options = {"asset": asset} if asset else {"sizing": "cash", "init_cash": init_cash or 10_000.0}
+    if asset and init_cash is not None:
+        options["init_cash"] = init_cash
+    res = strategy.backtest(bars, price="next_open", fill=FillConfig(**costs), **options)
+    return Run(res, res.returns, res.trades)
 
 
-def runner(strategy_id: str, bars: pd.DataFrame):
+def runner(strategy: Strategy, bars: pd.DataFrame, asset: str | None):
     "A `run(params, costs)` callable for the stress functions."
-    return lambda params, costs: run_strategy(make_strategy(strategy_id, params), bars, costs)
+    return lambda params, costs: run_strategy(strategy.with_params(params), bars, costs, asset)
+
+
+def default_costs(asset: str | None,  # an asset of assets.json (None: research costs)
+                  ) -> dict:
+    "The fill model's fields a validation trades with: the asset's, exactly as paper fills, or research costs."
+    if asset is None:
+        return dict(RESEARCH_COSTS)
+    fill = FillConfig.for_asset(asset)
+    return {f.name: getattr(fill, f.name) for f in fields(fill) if f.name != "funding_rate"} | (
+        {"funding_rate": fill.funding_rate} if fill.funding_rate is not None else {})
 
 # %% ../../nbs/58_validation.pipeline.ipynb #c9eb2bd7
-def trial_returns(strategy_id: str, strategy: Strategy, bars: pd.DataFrame, costs: dict) -> tuple[pd.DataFrame, list]:
+def trial_returns(strategy: Strategy,  # the candidate
+                  bars: pd.DataFrame,  # one symbol's bars
+                  costs: dict,  # FillConfig fields
+                  asset: str | None = None,  # the asset's rules (None: research)
+                  ) -> tuple[pd.DataFrame, list]:  # per-bar returns by grid set, and the grid
     "Per-bar returns of every parameter set of the strategy's grid (column 0 is the candidate)."
     grid = strategy.grid()
-    cols = {i: run_strategy(make_strategy(strategy_id, p), bars, costs).returns for i, p in enumerate(grid)}
+    cols = {i: run_strategy(strategy.with_params(p), bars, costs, asset).returns for i, p in enumerate(grid)}
     return pd.DataFrame(cols), grid
 
 
@@ -117,6 +154,12 @@ def walk_forward(trials: pd.DataFrame, grid: list, n_splits: int, periods: float
     return pd.DataFrame(rows).set_index("fold")
 
 # %% ../../nbs/58_validation.pipeline.ipynb #63973597
+def params_hash(params: dict,  # a strategy's parameters
+                ) -> str:  # sha256 hex of their canonical JSON
+    "The fingerprint of a parameter set: what a validation record and a live switch must agree on."
+    return hashlib.sha256(json.dumps(params, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 @dataclass
 class Validation:
     "Everything `validate_strategy` measured; `record()` is its JSON form."
@@ -138,13 +181,18 @@ class Validation:
     stress: dict = field(default_factory=dict)
     gates: dict = field(default_factory=dict)
     verdict: Verdict | None = None
+    asset: str | None = None  # the asset whose rules it traded under (None: research sizing)
+    sizing: str = "risk"
 
     def record(self) -> dict:
         "What goes to logs/validation: inputs, provenance, metrics and the verdict."
         wf = self.walk_forward.assign(chosen=self.walk_forward.chosen.map(str)).reset_index()
-        return {"strategy": self.strategy, "params": self.params, "data": self.data, "seed": self.seed,
-                "costs": self.costs, "data_hash": self.data_hash, "commit": self.commit, "periods": self.periods,
-                "metrics": _plain(self.metrics), "n_trials": len(self.grid),
+        index = self.run.returns.index
+        return {"strategy": self.strategy, "params": self.params, "params_hash": params_hash(self.params),
+                "asset": self.asset, "sizing": self.sizing, "data": self.data,
+                "data_start": index[0].isoformat(), "data_end": index[-1].isoformat(), "seed": self.seed,
+                "costs": _plain(self.costs), "data_hash": self.data_hash, "commit": self.commit,
+                "periods": self.periods, "metrics": _plain(self.metrics), "n_trials": len(self.grid),
                 "deflated_sharpe": _plain(self.deflated_sharpe), "pbo": _plain(self.pbo.pbo),
                 "walk_forward": _plain(wf.to_dict(orient="records")), "gates": self.gates,
                 "verdict": self.verdict.to_dict() if self.verdict else None}
@@ -165,45 +213,58 @@ def _plain(x):
     return x
 
 # %% ../../nbs/58_validation.pipeline.ipynb #bc6885d6
-def validate_strategy(strategy_id: str,  # a strategy id of strategies.json
-                      data: str = "spx_1d",  # sample name or venue:symbol:timeframe
-                      params: dict | None = None,  # overrides of the configured parameters
+def validate_strategy(strategy: Strategy | str,  # a Strategy instance, or a registered / strategies.json id
+                      data: str | pd.DataFrame = "btcusd_1h",  # bars, a sample name, or venue:symbol:timeframe
+                      params: dict | None = None,  # overrides of the strategy's parameters
                       gates: dict | None = None,  # overrides of VALIDATION.gates
                       seed: int | None = None,  # Monte-Carlo seed (default VALIDATION.seed)
-                      costs: dict | None = None,  # FillConfig fields (default: the asset's fees)
+                      costs: dict | None = None,  # FillConfig fields overriding the asset's fill model
                       n_sims: int = 1000,  # Monte-Carlo paths
                       progress: bool = False,  # show a progress bar over the steps
+                      asset: str | None = None,  # validate under this asset's rules (default: the data's asset)
+                      sizing: str | None = None,  # 'cash' for a research validation of data no asset trades
                       ) -> Validation:
     "Backtest, trials, walk-forward, stress, overfitting statistics and the gate verdict for one strategy."
     from tqdm.auto import tqdm
-    steps = tqdm(total=5, desc=f"validate {strategy_id}", disable=not progress)
+    strategy = make_strategy(strategy, params) if isinstance(strategy, str) else (
+        strategy.with_params(params) if params else strategy)
     ds = load_dataset(data)
-    strategy = make_strategy(strategy_id, params)
+    asset = resolve_asset(strategy, ds, asset, sizing)
+    if sizing not in (None, "cash", "risk"):
+        raise ValueError(f"sizing must be 'risk' (the asset's rules) or 'cash' (research), got {sizing!r}")
+    if sizing == "cash":
+        asset = None
+    steps = tqdm(total=5, desc=f"validate {strategy.strategy_id}", disable=not progress)
     seed = get_key("VALIDATION.seed") if seed is None else seed
-    costs = costs or default_costs(ds.asset)
-    periods = periods_per_year(ds.timeframe, ds.calendar)
-    gates = {**get_key("VALIDATION.gates"), **(get_key(f"strategies.strategies.{strategy_id}.gates") or {}),
-             **(gates or {})}
-    main = run_strategy(strategy, ds.bars, costs)
+    costs = {**default_costs(asset), **(costs or {})}
+    calendar = ASSET_CALENDARS.get(asset) if asset else ds.calendar
+    if calendar is None:
+        raise ValueError(f"{ds.name}: the market's calendar is unknown; set bars.attrs['calendar'] "
+                         "('crypto', 'stocks', 'forex' or 'futures') or pass asset=")
+    periods = periods_per_year(ds.timeframe, calendar)
+    gates = {**get_key("VALIDATION.gates"),
+             **(get_key(f"strategies.strategies.{strategy.strategy_id}.gates") or {}), **(gates or {})}
+    main = run_strategy(strategy, ds.bars, costs, asset)
     metrics = summary(main.returns, main.trades, periods=periods, confidence=gates["cvar_alpha"])
     steps.update()
-    trials, grid = trial_returns(strategy_id, strategy, ds.bars, costs)
+    trials, grid = trial_returns(strategy, ds.bars, costs, asset)
     dsr = deflated_sharpe_ratio(main.returns, trials_sharpe=_per_bar_sharpe(trials))
     pbo = probability_of_backtest_overfitting(trials.to_numpy(), n_blocks=16)
     steps.update()
     wf = walk_forward(trials, grid, get_key("VALIDATION.walk_forward_splits"), periods)
     steps.update()
-    stress = _stress(strategy_id, strategy, ds, main, costs, periods, seed, n_sims)
+    stress = _stress(strategy, ds, main, costs, asset, periods, seed, n_sims)
     steps.update()
     verdict = evaluate_gates(metrics, gates, dsr)
     steps.update()
     steps.close()
-    return Validation(strategy_id, strategy.params, data, seed, costs, data_hash(ds.bars), code_commit(), periods,
-                      main, metrics, trials, grid, dsr, pbo, wf, stress, gates, verdict)
+    return Validation(strategy.strategy_id, strategy.params, ds.name, seed, costs, data_hash(ds.bars), code_commit(),
+                      periods, main, metrics, trials, grid, dsr, pbo, wf, stress, gates, verdict, asset,
+                      "risk" if asset else "cash")
 
 
-def _stress(strategy_id, strategy, ds, main, costs, periods, seed, n_sims) -> dict:
-    run = runner(strategy_id, ds.bars)
+def _stress(strategy, ds, main, costs, asset, periods, seed, n_sims) -> dict:
+    run = runner(strategy, ds.bars, asset)
     enough = len(main.trades) >= 2
     return {
         "reorder": reorder_trades(main.trades, n_sims, seed) if enough else None,

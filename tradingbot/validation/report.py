@@ -70,7 +70,9 @@ def report_parameters(strategy: str,  # a strategy id of config/strategies.json
                       data: str,  # a bundled sample name, or venue:symbol:timeframe of the local cache
                       overrides: list[str] | None = None,  # `name=value` strings
                       seed: int | None = None,  # default VALIDATION.seed
-                      config_dir: str | Path | None = None,
+                      config_dir: str | Path | None = None,  # the configuration directory (default config/)
+                      asset: str | None = None,  # validate under this asset's rules (default: the data's asset)
+                      sizing: str | None = None,  # 'cash' for a research validation of data no asset trades
                       ) -> dict:
     "The papermill parameters of one validation report."
     cfg = load_config(config_dir=config_dir)
@@ -81,7 +83,18 @@ def report_parameters(strategy: str,  # a strategy id of config/strategies.json
     params = dict(spec["params"])
     params.update(parse_param(o, spec["params"]) for o in overrides or [])
     gates = {**cfg["config"]["VALIDATION"]["gates"], **(spec.get("gates") or {})}
-    return {"strategy": strategy, "data": data, "params": params, "gates": gates,
+    if asset is not None and asset not in cfg["assets"]:
+        raise ConfigError("--asset", asset, f"unknown asset (known: {', '.join(cfg['assets'])})")
+    if sizing not in (None, "cash", "risk"):
+        raise ConfigError("--sizing", sizing, "expected 'risk' (the asset's rules) or 'cash' (research)")
+    if sizing != "cash" and asset is None:  # say now, not from inside papermill, that the bars need an asset
+        from tradingbot.validation.pipeline import load_dataset, resolve_asset
+        from tradingbot.strategies.base import make_strategy
+        try:
+            resolve_asset(make_strategy(strategy, params), load_dataset(data), None, sizing)
+        except ValueError as exc:
+            raise ConfigError("--data", data, str(exc).removeprefix(f"{data}: ")) from None
+    return {"strategy": strategy, "data": data, "params": params, "gates": gates, "asset": asset, "sizing": sizing,
             "seed": cfg["config"]["VALIDATION"]["seed"] if seed is None else int(seed)}
 
 # %% ../../nbs/57_validation.report.ipynb #7c2ebb2c
