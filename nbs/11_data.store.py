@@ -51,12 +51,16 @@ configure(log_root)  # keep this notebook's events out of the repository's logs/
 class BarValidationError(ValueError):
     "Bars that break the data contract; `issues` holds one row per offending bar and rule."
 
-    def __init__(self, message: str, issues: pd.DataFrame | None = None):
+    def __init__(self,
+                 message: str,                        # what is wrong and what to do
+                 issues: pd.DataFrame | None = None,  # one row per (bar, broken rule), as `bar_issues` returns
+                ):
         super().__init__(message)
         self.issues = issues
 
 
-def coerce_bars(bars: pd.DataFrame) -> pd.DataFrame:
+def coerce_bars(bars: pd.DataFrame,  # bars indexed by open time `ts`, any numeric OHLCV dtypes
+               ) -> pd.DataFrame:  # a copy, OHLCV columns as float64, other columns kept
     "A copy of `bars` with float64 OHLCV columns, after checking the index and columns (raises BarValidationError)."
     if not isinstance(bars, pd.DataFrame):
         raise BarValidationError(f"bars must be a pandas DataFrame, got {type(bars).__name__}")
@@ -169,7 +173,9 @@ def rule_masks(bars: pd.DataFrame,           # coerced bars (see `coerce_bars`)
     return pd.DataFrame(masks, index=pd.RangeIndex(len(idx), name="row"))
 
 
-def bar_issues(bars: pd.DataFrame, timeframe: str | None = None) -> pd.DataFrame:
+def bar_issues(bars: pd.DataFrame,           # bars to check
+               timeframe: str | None = None,  # also check the grid of this timeframe
+              ) -> pd.DataFrame:              # columns `ts`, `rule`; index `row` (the bar's position)
     "One row per (bar, broken rule): columns `ts` and `rule`, indexed by the bar's position `row`."
     bars = coerce_bars(bars)
     masks = rule_masks(bars, timeframe)
@@ -384,7 +390,11 @@ def _safe_part(kind: str, value: str) -> str:
     return value
 
 
-def cache_path(venue: str, symbol: str, timeframe: str, root: str | Path | None = None) -> Path:
+def cache_path(venue: str,                     # venue name, e.g. "bybit" (lower-cased in the path)
+               symbol: str,                    # symbol, e.g. "BTCUSDT" (upper-cased in the path)
+               timeframe: str,                 # one of `TIMEFRAMES`
+               root: str | Path | None = None, # cache root; None: $TRADINGBOT_CACHE_DIR, else data/cache
+              ) -> Path:                       # <root>/<venue>/<SYMBOL>/<timeframe>.parquet
     "Where the cached bars of `venue`/`symbol`/`timeframe` live."
     timeframe_delta(timeframe)
     root = Path(root) if root is not None else workspace_path("cache")
@@ -426,10 +436,13 @@ def _utc(when) -> pd.Timestamp | None:
 
 # %%
 #| export
-def load_local(venue: str, symbol: str, timeframe: str, root: str | Path | None = None,
-               start=None,  # first bar open time to return (inclusive)
-               end=None,    # open time to stop before (exclusive)
-              ) -> pd.DataFrame:
+def load_local(venue: str,                     # venue name, e.g. "bybit"
+               symbol: str,                    # symbol, e.g. "BTCUSDT"
+               timeframe: str,                 # one of `TIMEFRAMES`
+               root: str | Path | None = None, # cache root (see `cache_path`)
+               start: str | pd.Timestamp | None = None, # first bar open time to return (inclusive; naive = UTC)
+               end: str | pd.Timestamp | None = None,   # open time to stop before (exclusive; naive = UTC)
+              ) -> pd.DataFrame:               # validated bars, `start <= ts < end`
     "Cached bars of `venue`/`symbol`/`timeframe`, validated, optionally limited to `start <= ts < end`."
     path = cache_path(venue, symbol, timeframe, root)
     if not path.exists():
@@ -444,10 +457,13 @@ def load_local(venue: str, symbol: str, timeframe: str, root: str | Path | None 
     return bars[keep]
 
 
-def save_local(bars: pd.DataFrame, venue: str, symbol: str, timeframe: str,
-               root: str | Path | None = None,
-               merge: bool = True,  # keep cached rows the new bars do not replace
-              ) -> Path:            # the file written
+def save_local(bars: pd.DataFrame,             # bars to cache; validated first (a bad bar raises, nothing is written)
+               venue: str,                     # venue name, e.g. "bybit"
+               symbol: str,                    # symbol, e.g. "BTCUSDT"
+               timeframe: str,                 # the bars' timeframe, one of `TIMEFRAMES`
+               root: str | Path | None = None, # cache root (see `cache_path`)
+               merge: bool = True,             # keep cached rows the new bars do not replace
+              ) -> Path:                       # the file written
     "Validate `bars` and write them to the cache, atomically, merged with what is there."
     path = cache_path(venue, symbol, timeframe, root)
     new = validate_bars(bars, timeframe, policy="raise")[list(BAR_COLUMNS)]

@@ -42,7 +42,7 @@ _YEAR = pd.Timedelta(days=365)  # synthetic markets trade 24/7
 #| export
 @njit(cache=True)
 def garch_returns_nb(shocks: np.ndarray, # standard normal draws, one per bar
-                     omega: float,       # variance intercept
+                     omega: float,       # variance intercept, in squared log return per bar
                      alpha: float,       # weight of the last squared return
                      beta: float,        # weight of the last variance
                     ) -> tuple:          # (log returns, conditional sigmas)
@@ -79,9 +79,9 @@ def ohlcv_from_returns_nb(returns: np.ndarray,   # log return of each bar
                           sigmas: np.ndarray,    # conditional sigma of each bar
                           wicks: np.ndarray,     # (2, n) non-negative wick sizes in sigmas: up, down
                           volume_noise: np.ndarray, # log-volume noise per bar
-                          price: float,          # open of the first bar
+                          price: float,          # open of the first bar, price units
                           base_volume: float,    # median volume of a quiet bar
-                          bar_sigma: float,      # unconditional sigma, the scale of "a large move"
+                          bar_sigma: float,      # unconditional sigma of log returns per bar: "a large move"
                          ) -> np.ndarray:        # (5, n): open, high, low, close, volume
     "OHLCV rows from log returns: open = previous close, wicks outside the body, volume rising with |r|."
     n = returns.shape[0]
@@ -131,8 +131,8 @@ def synthetic_bars(n: int,                            # number of bars
                    timeframe: str = "1m",             # one of 1m 5m 15m 1h 4h 1d
                    start: str | pd.Timestamp = "2020-01-01", # open time of the first bar (naive = UTC)
                    seed: int = 0,                     # seeds every random draw
-                   price: float = 100.0,              # open of the first bar
-                   vol: float = 0.6,                  # annualised volatility of log returns (365-day year)
+                   price: float = 100.0,              # open of the first bar, price units
+                   vol: float = 0.6,                  # annualised volatility of log returns, 0.6 = 60 % (365-day year)
                    alpha: float = 0.08,               # GARCH reaction to the last squared return
                    beta: float = 0.9,                 # GARCH persistence of variance
                    base_volume: float = 1000.0,       # median volume of a quiet bar

@@ -88,7 +88,7 @@ def vwap_bands_nb(high: np.ndarray,    # bar highs
                   volume: np.ndarray,  # bar volumes
                   period: int,         # bars in the rolling window, >= 1
                   nbdev: float,        # band width in volume-weighted standard deviations
-                  out=None,            # (3, n) float64 block to fill; allocated if None
+                  out: np.ndarray | None = None, # (3, n) float64 block to fill; allocated if None
                  ) -> np.ndarray:      # (3, n): vwap, upper, lower; NaN before bar `period - 1`
     "Rolling `period`-bar VWAP of the typical price with volume-weighted standard-deviation bands."
     n = close.shape[0]
@@ -192,7 +192,7 @@ def supertrend_nb(high: np.ndarray,   # bar highs
                   close: np.ndarray,  # bar closes
                   atr: np.ndarray,    # average true range, NaN during its warm-up
                   mult: float,        # band distance in ATRs
-                  out=None,           # (2, n) float64 block to fill; allocated if None
+                  out: np.ndarray | None = None, # (2, n) float64 block to fill; allocated if None
                  ) -> np.ndarray:     # (2, n): line, direction (+1 up, -1 down); NaN until the first ATR
     "SuperTrend line and direction from ratcheting ATR bands around the bar midpoint."
     n = close.shape[0]
@@ -303,7 +303,7 @@ def fib_levels_nb(high: np.ndarray,     # bar highs
                   k: int,               # bars on each side of a swing extreme; it is confirmed k bars after it
                   period: int,          # swings older than this many bars expire
                   ratios: np.ndarray,   # retracement ratios, e.g. 0.236 0.382 0.5 0.618 0.786
-                  out=None,             # (2 + len(ratios), n) float64 block to fill; allocated if None
+                  out: np.ndarray | None = None, # (2 + len(ratios), n) float64 block to fill; allocated if None
                  ) -> np.ndarray:       # swing high, swing low, one level per ratio; NaN until both swings
     "Fibonacci retracement levels of the leg between the latest confirmed swing high and swing low."
     n, m = high.shape[0], ratios.shape[0]

@@ -17,7 +17,14 @@
 # `name` picks an indicator of the registry (`INDICATORS`); the other keys are its parameters
 # (omitted ones take their defaults), plus `source` (which series a one-series indicator reads:
 # `open high low close volume hl2 hlc3 ohlc4`, default `close`) and `timeframe` (which role of a
-# multi-timeframe frame to compute on, below). Anything else is an error that names the entry.
+# multi-timeframe frame to compute on, below). Anything else is an error that names the entry. An
+# entry that repeats an earlier one, also once defaults are filled in, is computed once (below).
+#
+# **Units.** Indicator parameters count bars (`period`, `fast`, `kijun`, …) or multiply a spread
+# (`mult` in ATRs, `nbdev` in standard deviations); none is a percentage. Across the package,
+# percent parameters are named `*_pct` and take percent: 2 means 2 % (where a fraction such as 0.02
+# is a likely slip, it warns). Returns and volatilities that are not named `*_pct` (`target`, `min_ret`
+# in `tradingbot.labeling`, `vol` in `tradingbot.data.synthetic`) are fractions: 0.02 means 2 %.
 #
 # **Column names.** `{name}_{output}_{parameter values joined by _}` — the output part left out for the
 # main output (the one named like the indicator), parameter values in the registry's order, floats
@@ -53,6 +60,7 @@ from numpy.testing import assert_array_equal  # equal, NaN where NaN
 
 from tradingbot.data.samples import load_sample
 from tradingbot.data.timeframes import join_timeframes, resample
+from tradingbot.indicators.registry import register
 
 btc, spx = load_sample("btcusd_1h"), load_sample("spx_1d")
 
@@ -73,12 +81,15 @@ class Entry:
     "One checked spec entry, parameters filled in."
     index: int            # position in the spec
     text: str             # the entry as written, as JSON (for messages)
-    indicator: Indicator
+    indicator: Indicator  # the registered indicator its "name" picks
     params: dict          # every parameter, in the registry's order
     source: str           # one of SOURCES
     timeframe: str | None # a role or timeframe of a multi-timeframe frame; None: the frame's own bars
 
-    def fail(self, problem: str) -> None:
+    def fail(self,
+             problem: str,  # what is wrong, and what to do about it
+            ) -> None:
+        "Raise a ValueError that names this entry (its position and text) and the `problem`."
         _fail(self.index, self.text, problem)
 
 
@@ -108,8 +119,8 @@ def _param_problem(key: str, value, default, minimum) -> str | None:
 
 # %%
 #| export
-def parse_entry(index: int,  # position of the entry in the spec
-                entry,       # {"name": ..., parameters..., optional "source", "timeframe"}
+def parse_entry(index: int,      # position of the entry in the spec
+                entry: Mapping,  # {"name": ..., parameters..., optional "source", "timeframe"}
                ) -> Entry:
     "Check one spec entry and fill in its defaults; a ValueError names the entry and what is wrong."
     text = _as_json(entry)
@@ -139,7 +150,8 @@ def parse_entry(index: int,  # position of the entry in the spec
     return Entry(index, text, ind, params, source, timeframe)
 
 
-def parse_spec(spec: Sequence[Mapping]) -> list[Entry]:
+def parse_spec(spec: Sequence[Mapping],  # list of entries: {"name": ..., parameters, "source", "timeframe"}
+              ) -> list[Entry]:         # one checked Entry per spec entry, in spec order
     "Check every entry of `spec` (a list of entries) before anything is computed."
     if isinstance(spec, (Mapping, str, bytes)) or not isinstance(spec, Sequence):
         raise ValueError(f'spec must be a list of entries such as [{{"name": "rsi", "period": 14}}], '
@@ -184,7 +196,9 @@ def _format(value: int | float) -> str:
     return text[:-2] if isinstance(value, float) and text.endswith(".0") else text
 
 
-def entry_columns(entry: Entry, prefix: str = "") -> list[str]:
+def entry_columns(entry: Entry,      # a checked entry (`parse_entry`)
+                  prefix: str = "",  # put before every name: a role and "_", e.g. "context_"
+                 ) -> list[str]:     # one column name per output of the entry's indicator
     "The columns `entry` adds, one per output of its indicator, `prefix` (a role and '_') first."
     ind = entry.indicator
     params = "".join(f"_{_format(v)}" for v in entry.params.values())
@@ -214,7 +228,9 @@ test_eq(_format(1234567.0), "1234567")   # not '1.23457e+06': two parameter valu
 class Bars:
     "The float64 bar columns of a frame, read once and checked finite; hl2, hlc3, ohlc4 derived on demand."
 
-    def __init__(self, frame: pd.DataFrame | Mapping[str, np.ndarray]):
+    def __init__(self,
+                 frame: pd.DataFrame | Mapping[str, np.ndarray],  # bars, or bar arrays of equal length by column
+                ):
         self.frame, self._arrays = frame, {}
         self._n = len(frame) if isinstance(frame, pd.DataFrame) else len(next(iter(frame.values()), ()))
 
@@ -288,15 +304,32 @@ def _role_of(entry: Entry, timeframes: Mapping[str, str]) -> str | None:
     return None if roles[0] == next(iter(timeframes)) else roles[0]
 
 
+def _distinct(entries: Sequence[Entry], roles: Sequence[str | None]) -> list[tuple[Entry, str | None, list[str]]]:
+    "Each distinct (entry, role) once, with its columns; a repeat is merged, a different entry naming a column refused."
+    seen, owner, out = set(), {}, []
+    for entry, role in zip(entries, roles):
+        key = (entry.indicator.name, tuple(entry.params.items()), entry.source, role)
+        if key in seen:  # the same computation as an earlier entry: it already makes these columns
+            continue
+        seen.add(key)
+        names = entry_columns(entry, f"{role}_" if role else "")
+        for name in names:
+            if name in owner:
+                other = owner[name]
+                entry.fail(f"column {name!r} is also made by spec entry {other.index} {other.text}, which computes "
+                           f"something else; remove one of the two entries or change its parameters")
+            owner[name] = entry
+        out.append((entry, role, names))
+    return out
+
+
 def spec_columns(spec: Sequence[Mapping],                   # list of entries
                  timeframes: Mapping[str, str] | None = None, # role -> timeframe of the frame (join spec)
                 ) -> list[str]:                              # the columns apply_indicators adds, in order
     "Names of the columns `apply_indicators(df, spec)` adds to a frame with these `timeframes`."
-    names = []
-    for entry in parse_spec(spec):
-        role = _role_of(entry, timeframes or {})
-        names += entry_columns(entry, f"{role}_" if role else "")
-    return names
+    entries = parse_spec(spec)
+    roles = [_role_of(entry, timeframes or {}) for entry in entries]
+    return [name for _, _, names in _distinct(entries, roles) for name in names]
 
 
 # %%
@@ -313,8 +346,15 @@ test_fail(lambda: spec_columns([{"name": "rsi", "timeframe": "1h"}]), contains="
 # ## `apply_indicators`
 # All entries are checked first; each role's bars are read once; outputs are collected in a dict and
 # the new frame is built in one `pd.concat` (TA-Lib's arrays become its columns without a copy), so
-# on a million bars the cost is the indicators' own. A duplicate column — the same entry twice, or a
-# column the frame already has — is an error, as is a frame too short for a first value.
+# on a million bars the cost is the indicators' own.
+#
+# **Repeated entries are merged.** An entry that computes the same thing as an earlier one — the same
+# indicator with the same parameters once the defaults are filled in, the same source, the same role
+# (`{"name": "rsi"}` and `{"name": "rsi", "period": 14}`, or `"timeframe": "1h"` and `"context"` when
+# `context` is the 1h role) — is computed once, and its columns appear once, at the first entry's place.
+# Two *different* entries that would name the same column are an error naming both (with the registered
+# indicators this needs a user-registered one whose names clash); so is a column the frame already has,
+# and a frame too short for a first value.
 
 # %%
 #| export
@@ -329,15 +369,6 @@ def _compute(entry: Entry, bars: Bars, role: str | None) -> tuple:
     except ValueError as e:  # bad bars: name the entry that needed them
         problem = str(e)
     entry.fail(problem)
-
-
-def _claim(name: str, entry: Entry, owner: dict, existing: pd.Index) -> None:
-    "Record that `entry` makes column `name`, refusing a name the frame or an earlier entry already has."
-    if name in existing:
-        entry.fail(f"column {name!r} already exists in df")
-    if name in owner:
-        entry.fail(f"column {name!r} already exists (from spec entry {owner[name]})")
-    owner[name] = entry.index
 
 
 def _spread(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -356,14 +387,13 @@ def apply_indicators(df: pd.DataFrame,          # bars, or a multi-timeframe fra
     entries, timeframes = parse_spec(spec), _frame_timeframes(df)
     roles = [_role_of(entry, timeframes) for entry in entries]
     parts = split_timeframes(df) if any(roles) else {}
-    bars, rows, columns, owner = {None: Bars(df)}, {}, {}, {}
-    for entry, role in zip(entries, roles):
+    bars, rows, columns = {None: Bars(df)}, {}, {}
+    for entry, role, names in _distinct(entries, roles):
         if role not in bars:
             bars[role] = Bars(parts[role])
             rows[role] = parts[role].index.get_indexer(df[f"{role}_ts"])
-        names = entry_columns(entry, f"{role}_" if role else "")
-        for name in names:
-            _claim(name, entry, owner, df.columns)
+        if existing := [name for name in names if name in df.columns]:
+            entry.fail(f"column {existing[0]!r} already exists in df")
         outputs = _compute(entry, bars[role], role)
         for name, values in zip(names, outputs):
             columns[name] = values if role is None else _spread(values, rows[role])
@@ -391,10 +421,10 @@ def indicator_arrays(bars: Mapping[str, np.ndarray],  # open/high/low/close/volu
     for entry in entries:
         if entry.timeframe is not None:
             entry.fail("indicator_arrays takes one timeframe; use apply_indicators on a joined frame")
-        for name, values in zip(entry_columns(entry), _compute(entry, data, None)):
-            if name in out or name in bars:
-                entry.fail(f"column {name!r} already exists")
-            out[name] = values
+    for entry, _, names in _distinct(entries, [None] * len(entries)):
+        if existing := [name for name in names if name in bars]:
+            entry.fail(f"column {existing[0]!r} already exists in bars")
+        out.update(zip(names, _compute(entry, data, None)))
     return out
 
 
@@ -424,9 +454,42 @@ test_eq(rsi2.attrs["timeframe"], "1h")
 assert_array_equal(apply_indicators(btc, [{"name": "sma", "timeframe": "1h"}]).sma_20, talib.SMA(c, 20))
 test_eq(apply_indicators(btc, []).equals(btc), True)
 
+# %% [markdown]
+# A repeated entry is computed once, whether written the same way or equal only once its defaults (and
+# its default source) are filled in; every path agrees on the columns:
+
 # %%
-test_fail(lambda: apply_indicators(btc, [{"name": "rsi"}, {"name": "rsi", "period": 14}]),
-          contains='spec entry 1 {"name": "rsi", "period": 14}: column \'rsi_14\' already exists (from spec entry 0)')
+twice = apply_indicators(btc, [{"name": "sma", "period": 20}, {"name": "sma", "period": 20}])
+test_eq(list(twice.columns), [*btc.columns, "sma_20"])
+assert_array_equal(twice.sma_20, talib.SMA(c, 20))
+_repeats = [{"name": "rsi"}, {"name": "sma", "period": 200}, {"name": "rsi", "period": 14},
+            {"name": "rsi", "source": "close"}, {"name": "bb", "nbdev": 2}, {"name": "bb", "nbdev": 2.0}]
+_merged = apply_indicators(btc, _repeats)
+test_eq(list(_merged.columns[5:]), ["rsi_14", "sma_200", "bb_upper_20_2", "bb_middle_20_2", "bb_lower_20_2"])
+test_eq(_merged, apply_indicators(btc, [_repeats[i] for i in (0, 1, 4)]))    # the same values, computed once
+test_eq(spec_columns(_repeats), list(_merged.columns[5:]))
+test_eq(list(indicator_arrays({k: btc[k].to_numpy() for k in btc.columns}, _repeats)), list(_merged.columns[5:]))
+test_eq(list(apply_indicators(btc, [{"name": "rsi", "period": 2}, {"name": "rsi", "period": 3}]).columns[5:]),
+        ["rsi_2", "rsi_3"])                                       # different parameters: two entries
+
+# %% [markdown]
+# Two different entries that claim one column are refused, naming both. With the registered indicators
+# every (indicator, parameters, source, role) has its own names, so the clash needs a user's indicator:
+# here one named `macd_signal`, whose main column is the name of MACD's signal column.
+
+# %%
+register("macd_signal", {"fast": 12, "slow": 26, "signal": 9}, ("macd_signal",),
+         lookback=lambda fast, slow, signal: slow + signal - 2)(
+    lambda b, src, fast, slow, signal: talib.MACD(src, fast, slow, signal)[1:2])
+try:
+    test_fail(lambda: apply_indicators(btc, [{"name": "macd"}, {"name": "macd_signal"}]),
+              contains='spec entry 1 {"name": "macd_signal"}: column \'macd_signal_12_26_9\' is also made by spec '
+                       'entry 0 {"name": "macd"}, which computes something else; remove one of the two entries')
+    test_fail(lambda: spec_columns([{"name": "macd"}, {"name": "macd_signal"}]), contains="also made by spec entry 0")
+finally:
+    del INDICATORS["macd_signal"]
+
+# %%
 test_fail(lambda: apply_indicators(rsi2, [{"name": "rsi", "period": 2}]),
           contains="column 'rsi_2' already exists in df")
 test_fail(lambda: apply_indicators(btc[:199], [{"name": "sma", "period": 200}]),
@@ -509,6 +572,10 @@ assert (mtf.context_ts[seen] + pd.Timedelta("1h") <= mtf.index[seen] + pd.Timede
 test_eq(mtf.context_rsi_14[~seen].isna().all(), True)
 assert_array_equal(mtf.rsi_14, talib.RSI(es.close.to_numpy(), 14))
 test_eq(split_timeframes(mtf)["context"].columns[-1], "rsi_14")   # the layout still splits per role
+_roles = [{"name": "rsi", "timeframe": "context"}, {"name": "rsi", "timeframe": "1h"},   # one role, two names
+          {"name": "rsi", "timeframe": "entry"}, {"name": "rsi"}]                     # the frame's own rows, twice
+test_eq(list(apply_indicators(joined, _roles).columns[len(joined.columns):]), ["context_rsi_14", "rsi_14"])
+test_eq(spec_columns(_roles, joined.attrs["timeframes"]), ["context_rsi_14", "rsi_14"])
 test_fail(lambda: apply_indicators(joined, [{"name": "sma", "period": 50, "timeframe": "1h"}]),
           contains="needs more than 49 bars of role 'context' for a first value, got 38")
 

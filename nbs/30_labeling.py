@@ -146,7 +146,7 @@ def triple_barrier_nb(open_: np.ndarray,  # bar opens (closes-only labels: the c
                       low: np.ndarray,    # bar lows (closes-only labels: the closes)
                       close: np.ndarray,  # bar closes
                       entry: np.ndarray,  # int64 bar position of each event; entered at its close
-                      target: np.ndarray, # each event's barrier unit, a return (e.g. 0.01)
+                      target: np.ndarray, # each event's barrier unit, a return (fraction: 0.01 = 1 %)
                       side: np.ndarray,   # each event's side: +1 long, -1 short
                       pt: float,          # profit-taking width in targets (0 disables)
                       sl: float,          # stop-loss width in targets (0 disables)
@@ -287,12 +287,12 @@ def _labels(barrier: np.ndarray, ret: np.ndarray, min_ret: float) -> pd.arrays.I
 
 
 def triple_barrier(close: pd.Series | pd.DataFrame, # closes, or bars (needed for intrabar)
-                   events=None,                      # event bar times, a boolean mask over the bars, or None (all)
+                   events: pd.DatetimeIndex | pd.Series | None = None, # bar times, a boolean mask, or None: all
                    pt_sl: tuple[float, float] = (1.0, 1.0), # take-profit, stop-loss widths in targets; 0 disables
                    vertical_bars: int = 50,          # the vertical barrier: bars after the event
-                   target: pd.Series | float | None = None, # barrier unit per bar (a return); None: ewm_volatility
+                   target: pd.Series | float | None = None, # barrier unit, a return (0.01 = 1 %); None: ewm_volatility
                    side: pd.Series | None = None,    # +1 / -1 per event (the primary model's bet); None: long
-                   min_ret: float = 0.0,             # vertical exits with |ret| below this are labelled 0
+                   min_ret: float = 0.0,             # a return (0.005 = 0.5 %): smaller vertical exits get label 0
                    intrabar: bool = False,           # touches by high/low, stop first when both in one bar
                   ) -> pd.DataFrame:                 # per event: t1, barrier, ret, label, target (and side)
     "Label each event by the first barrier its path touches: take-profit, stop-loss or the vertical barrier."
@@ -475,7 +475,7 @@ test_fail(lambda: meta_labels(primary.iloc[200:], bets), contains="primary_side 
 #   window only, never against the future.
 # * **ADX** measures trend strength whatever its direction.
 #
-# Rules, in precedence order: **volatile** if the NATR rank ≥ `volatile_pct` (volatility dominates:
+# Rules, in precedence order: **volatile** if the NATR rank ≥ `volatile_rank` (volatility dominates:
 # a crash is volatile before it is a trend); else **trending** if ADX ≥ `trending_adx` (25, Wilder's
 # threshold); else **ranging**. Until both indicators and a full past window exist (warm-up) the tag is
 # missing (NaN), never a guess.
@@ -534,16 +534,17 @@ def regime_indicators(bars: pd.DataFrame,   # bars with high, low, close
 
 def tag_regimes(bars: pd.DataFrame,         # bars with high, low, close
                 adx_period: int = 14,       # ADX period (Wilder)
-                trending_adx: float = 25.0, # ADX at or above this is a trend
+                trending_adx: float = 25.0, # ADX (0-100) at or above this is a trend
                 atr_period: int = 14,       # ATR period for the NATR (Wilder)
                 vol_window: int = 252,      # past bars the NATR is ranked against
-                volatile_pct: float = 0.8,  # NATR rank at or above this is volatile
+                volatile_rank: float = 0.8, # NATR rank (a fraction in (0, 1]) at or above this is volatile
                ) -> pd.Series:              # categorical: trending / ranging / volatile, NaN in warm-up
     "Tag each bar volatile (NATR high for its past), else trending (ADX strong), else ranging."
-    if not 0 < volatile_pct <= 1:
-        raise ValueError(f"volatile_pct is a rank in (0, 1], got {volatile_pct}")
+    if not 0 < volatile_rank <= 1:
+        hint = f"; for the {volatile_rank:g}th percentile pass {volatile_rank / 100:g}" if volatile_rank <= 100 else ""
+        raise ValueError(f"volatile_rank is a fraction of the past window, in (0, 1]; got {volatile_rank}{hint}")
     ind = regime_indicators(bars, adx_period, atr_period, vol_window)
-    tags = np.select([ind.natr_rank >= volatile_pct, ind.adx >= trending_adx], ["volatile", "trending"], "ranging")
+    tags = np.select([ind.natr_rank >= volatile_rank, ind.adx >= trending_adx], ["volatile", "trending"], "ranging")
     tags = pd.Series(tags, index=bars.index).where(ind.adx.notna() & ind.natr_rank.notna())
     return tags.astype(pd.CategoricalDtype(REGIMES)).rename("regime")
 
@@ -568,7 +569,9 @@ shares = regime.groupby(regime.index.year, observed=True).value_counts(normalize
 assert shares.loc[2008, "volatile"] > 0.4 and shares.loc[2017, "volatile"] < 0.15, shares.loc[[2008, 2017]]
 test_fail(lambda: tag_regimes(spx.drop(columns="high")), contains="bars lack columns ['high']")
 test_fail(lambda: tag_regimes(spx, vol_window=0), contains="vol_window >= 1")
-test_fail(lambda: tag_regimes(spx, volatile_pct=80), contains="volatile_pct is a rank in (0, 1], got 80")
+test_fail(lambda: tag_regimes(spx, volatile_rank=80),
+          contains="volatile_rank is a fraction of the past window, in (0, 1]; got 80; for the 80th percentile pass 0.8")
+test_fail(lambda: tag_regimes(spx, volatile_rank=0), contains="in (0, 1]; got 0")
 
 # %% [markdown]
 # **No lookahead**: the tag of bar $t$ computed from the bars up to $t$ equals the full-series tag,

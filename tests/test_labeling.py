@@ -282,7 +282,7 @@ def test_meta_labels_are_side_adjusted_outcomes(spx):
 
 
 def test_regime_rules_bar_by_bar(btc):
-    tags, ind = tag_regimes(btc, vol_window=100, volatile_pct=0.9, trending_adx=30), regime_indicators(btc, vol_window=100)
+    tags, ind = tag_regimes(btc, vol_window=100, volatile_rank=0.9, trending_adx=30), regime_indicators(btc, vol_window=100)
     natr, adx = ind.natr.to_numpy(), ind.adx.to_numpy()
     for t in range(len(btc)):
         window = natr[t - 100:t] if t >= 100 else np.array([np.nan])

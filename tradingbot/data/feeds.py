@@ -26,15 +26,15 @@ __all__ = ['BarEvent', 'Feed', 'ReplayFeed']
 @dataclass(frozen=True, slots=True)
 class BarEvent:
     "One closed bar of one symbol, as a feed emits it."
-    symbol: str
-    timeframe: str
+    symbol: str               # the instrument, as keyed in the feed's frames
+    timeframe: str            # bar size, one of `TIMEFRAMES`
     ts: pd.Timestamp          # bar open time (the frame's index)
     close_time: pd.Timestamp  # ts + timeframe: when the bar became known
-    open: float
-    high: float
-    low: float
-    close: float
-    volume: float
+    open: float               # first price of the bar, price units
+    high: float               # highest price of the bar, price units
+    low: float                # lowest price of the bar, price units
+    close: float              # last price of the bar, price units
+    volume: float             # traded in the bar, in the venue's volume unit
     seq: int                  # 0-based position in the feed's sequence; resume from seq + 1
 
 
@@ -170,7 +170,9 @@ class ReplayFeed(Feed):
         "How many bars an iteration emits (unless stopped)."
         return max(0, self.end_seq - self.start_seq)
 
-    def bar_at(self, seq: int) -> BarEvent:
+    def bar_at(self,
+               seq: int,  # 0-based position in the bounded replay, < `total`
+              ) -> BarEvent:
         "The bar at position `seq` of the replay."
         close_ns = int(self._close_ns[seq])
         o, h, l, c, v = self._values[seq].tolist()

@@ -21,15 +21,15 @@ __all__ = ['SAMPLES', 'Sample', 'list_samples', 'load_sample']
 @dataclass(frozen=True)
 class Sample:
     "What a bundled dataset is and where it came from."
-    name: str
-    symbol: str
-    asset: str  # the asset class it stands in for when replayed
-    timeframe: str
-    rows: int
-    start: str  # first bar open time, UTC
-    end: str  # last bar open time, UTC
-    source: str
-    licence: str
+    name: str       # what `load_sample` takes, e.g. "btcusd_1h"
+    symbol: str     # the instrument, e.g. "BTCUSD"
+    asset: str      # the asset class it stands in for when replayed
+    timeframe: str  # bar size, one of `TIMEFRAMES`
+    rows: int       # number of bars
+    start: str      # first bar open time, UTC
+    end: str        # last bar open time, UTC
+    source: str     # where the data comes from
+    licence: str    # the licence it is redistributed under
 
 
 SAMPLES = {s.name: s for s in [

@@ -29,7 +29,8 @@ TIMEFRAMES: dict[str, pd.Timedelta] = {
 }
 
 
-def timeframe_delta(timeframe: str) -> pd.Timedelta:
+def timeframe_delta(timeframe: str,  # a timeframe name, one of `TIMEFRAMES`: 1m 5m 15m 1h 4h 1d
+                   ) -> pd.Timedelta:  # the length of one bar
     "The duration of one bar of `timeframe` (one of `TIMEFRAMES`)."
     try:
         return TIMEFRAMES[timeframe]
@@ -40,12 +41,15 @@ def timeframe_delta(timeframe: str) -> pd.Timedelta:
 _UTC_NAMES = {"UTC", "Etc/UTC", "UTC+00:00", "tzutc()"}
 
 
-def is_utc(index: pd.Index) -> bool:
+def is_utc(index: pd.Index,  # any index
+          ) -> bool:
     "True when `index` is a tz-aware DatetimeIndex in UTC."
     return isinstance(index, pd.DatetimeIndex) and index.tz is not None and str(index.tz) in _UTC_NAMES
 
 
-def check_time_index(frame: pd.DataFrame, what: str = "bars") -> pd.DatetimeIndex:
+def check_time_index(frame: pd.DataFrame | pd.Series,  # bars (or any frame or Series) indexed by bar open time
+                     what: str = "bars",   # what the frame is, to start the error message with
+                    ) -> pd.DatetimeIndex: # `frame.index`, unchanged
     "The index of `frame`, after checking it is a UTC DatetimeIndex that strictly increases."
     idx = frame.index
     if not isinstance(idx, pd.DatetimeIndex):
@@ -57,7 +61,8 @@ def check_time_index(frame: pd.DataFrame, what: str = "bars") -> pd.DatetimeInde
     return idx
 
 
-def infer_timeframe(index: pd.DatetimeIndex) -> str:
+def infer_timeframe(index: pd.DatetimeIndex,  # bar open times, at least 2
+                   ) -> str:                  # the name of a timeframe in `TIMEFRAMES`
     "The timeframe whose duration equals the smallest spacing between consecutive bars."
     if len(index) < 2:
         raise ValueError("cannot infer the timeframe of fewer than 2 bars; pass the timeframe explicitly")

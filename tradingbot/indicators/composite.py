@@ -8,6 +8,7 @@ Docs: https://tradingbot.github.io/tradingbot/indicators.composite.html.md"""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import talib
@@ -21,7 +22,10 @@ __all__ = ['SUPERTREND_SETTLE', 'FIB_RATIOS', 'hma', 'donchian', 'keltner', 'pct
 # %% ../../nbs/22_indicators.composite.ipynb #b9de1e10
 @register("hma", {"period": 9}, ("hma",), lookback=lambda period: period - 1 + math.isqrt(period) - 1,
           minimum={"period": 2}, source=True)
-def hma(b, src, period):
+def hma(b: Mapping[str, np.ndarray],  # bar arrays by column (not read: HMA reads `src`)
+        src: np.ndarray,              # the series the entry's `source` names (default close)
+        period: int,                  # bars of the slow WMA; the fast has period // 2, the final isqrt(period)
+       ) -> tuple:                    # (hma,) in source units
     "Hull moving average."
     fast = talib.WMA(src, period // 2)
     fast *= 2.0  # in place: on a million bars every temporary array costs as much as a TA-Lib call
@@ -31,7 +35,10 @@ def hma(b, src, period):
 # %% ../../nbs/22_indicators.composite.ipynb #cecff59b
 @register("donchian", {"period": 20}, ("upper", "middle", "lower"), lookback=lambda period: period - 1,
           minimum={"period": 2})
-def donchian(b, src, period):
+def donchian(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low
+             src: np.ndarray,              # not read: uses high, low from `b`
+             period: int,                  # bars in the channel, the current one included, >= 2
+            ) -> tuple:                    # (upper, middle, lower) in price units
     "Donchian channel: highest high, midpoint and lowest low of the last `period` bars."
     high, low = b["high"], b["low"]
     return talib.MAX(high, period), talib.MIDPRICE(high, low, period), talib.MIN(low, period)
@@ -41,7 +48,12 @@ def donchian(b, src, period):
           lookback=lambda period, atr_period, mult: max(period - 1, atr_period),
           memory=lambda period, atr_period, mult: max(decay_bars(2 / (period + 1)), decay_bars(1 / atr_period)),
           minimum={"period": 1, "atr_period": 1, "mult": 0.0}, source=True)
-def keltner(b, src, period, atr_period, mult):
+def keltner(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low, close (for the ATR)
+            src: np.ndarray,              # the series of the EMA (default close)
+            period: int,                  # bars of the EMA
+            atr_period: int,              # bars of the ATR (Wilder)
+            mult: float,                  # band distance in ATRs
+           ) -> tuple:                    # (upper, middle, lower) in source units
     "Keltner channel: EMA(period) of the source +- mult x ATR(atr_period)."
     middle = talib.EMA(src, period)
     width = talib.ATR(b["high"], b["low"], b["close"], atr_period)
@@ -51,7 +63,11 @@ def keltner(b, src, period, atr_period, mult):
 # %% ../../nbs/22_indicators.composite.ipynb #2eeec3b0
 @register("pctb", {"period": 20, "nbdev": 2.0}, ("pctb",), lookback=lambda period, nbdev: period - 1,
           minimum={"period": 2, "nbdev": 0.0}, source=True)
-def pctb(b, src, period, nbdev):
+def pctb(b: Mapping[str, np.ndarray],  # bar arrays by column (not read: %B reads `src`)
+         src: np.ndarray,              # the series the entry's `source` names (default close)
+         period: int,                  # bars of the Bollinger SMA and standard deviation, >= 2
+         nbdev: float,                 # band distance in population standard deviations
+        ) -> tuple:                    # (pctb,): 0 on the lower band, 1 on the upper; NaN on a flat window
     "Bollinger %B: (source - lower band) / (upper band - lower band)."
     upper, _, lower = talib.BBANDS(src, period, nbdev, nbdev, 0)
     upper -= lower
@@ -72,7 +88,12 @@ def _lagged(x: np.ndarray, bars: int) -> np.ndarray:
           ("tenkan", "kijun", "span_a", "span_b", "cloud_a", "cloud_b"),
           lookback=lambda tenkan, kijun, senkou: max(tenkan, kijun, senkou) - 1 + kijun,
           minimum={"tenkan": 2, "kijun": 2, "senkou": 2})
-def ichimoku(b, src, tenkan, kijun, senkou):
+def ichimoku(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low
+             src: np.ndarray,              # not read: uses high, low from `b`
+             tenkan: int,                  # bars of the conversion line's high-low midpoint
+             kijun: int,                   # bars of the base line's midpoint; also the cloud's delay in bars
+             senkou: int,                  # bars of span B's midpoint
+            ) -> tuple:                    # (tenkan, kijun, span_a, span_b, cloud_a, cloud_b) in price units
     "Ichimoku lines at the bar they are known, and the cloud under the current bar (spans from `kijun` bars ago)."
     high, low = b["high"], b["low"]
     conversion, base = talib.MIDPRICE(high, low, tenkan), talib.MIDPRICE(high, low, kijun)
@@ -86,7 +107,11 @@ SUPERTREND_SETTLE = 20  # bars per (1 + mult^2) for the band state to re-sync af
 @register("supertrend", {"period": 10, "mult": 3.0}, ("supertrend", "dir"), lookback=lambda period, mult: period,
           memory=lambda period, mult: decay_bars(1 / period) + math.ceil(SUPERTREND_SETTLE * (1 + mult * mult)),
           minimum={"period": 1, "mult": 0.0})
-def supertrend(b, src, period, mult):
+def supertrend(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low, close
+               src: np.ndarray,              # not read: uses high, low, close from `b`
+               period: int,                  # bars of the ATR (Wilder)
+               mult: float,                  # band distance in ATRs
+              ) -> tuple:                    # (supertrend, dir): line in price units, dir +1 up / -1 down
     "SuperTrend line and direction (+1 up, -1 down) from bands mult x ATR(period) around the bar midpoint."
     high, low, close = b["high"], b["low"], b["close"]
     atr = talib.ATR(high, low, close, period)
@@ -95,7 +120,11 @@ def supertrend(b, src, period, mult):
 
 @register("vwap", {"period": 20, "nbdev": 2.0}, ("vwap", "upper", "lower"), lookback=lambda period, nbdev: period - 1,
           minimum={"period": 1, "nbdev": 0.0})
-def vwap(b, src, period, nbdev):
+def vwap(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low, close, volume
+         src: np.ndarray,              # not read: uses high, low, close, volume from `b`
+         period: int,                  # bars in the rolling window, >= 1
+         nbdev: float,                 # band distance in volume-weighted standard deviations
+        ) -> tuple:                    # (vwap, upper, lower) in price units
     "Rolling `period`-bar VWAP of the typical price, +- nbdev volume-weighted standard deviations."
     close = b["close"]
     return tuple(vwap_bands_nb(b["high"], b["low"], close, b["volume"], period, float(nbdev),
@@ -113,7 +142,11 @@ def _extreme(x: np.ndarray, k: int, fn) -> np.ndarray:
 @register("fib", {"period": 100, "k": 5}, ("high", "low", "236", "382", "500", "618", "786"),
           lookback=lambda period, k: 2 * k, memory=lambda period, k: period - k - 1, minimum={"period": 2, "k": 1},
           check=lambda period, k: None if period > k else "period must exceed k (a swing is confirmed k bars after it)")
-def fib(b, src, period, k):
+def fib(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low
+        src: np.ndarray,              # not read: uses high, low from `b`
+        period: int,                  # bars after which a swing expires, > k
+        k: int,                       # bars each side of a swing extreme; it is confirmed k bars after it
+       ) -> tuple:                    # (high, low, 236, 382, 500, 618, 786): swings and levels in price units
     "Latest confirmed swing high and low (k bars each side, expiring after `period` bars) and the levels between."
     high, low = b["high"], b["low"]
     return tuple(fib_levels_nb(high, low, _extreme(high, k, talib.MAX), _extreme(low, k, talib.MIN), k, period,

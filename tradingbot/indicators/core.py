@@ -33,12 +33,15 @@ class Entry:
     "One checked spec entry, parameters filled in."
     index: int            # position in the spec
     text: str             # the entry as written, as JSON (for messages)
-    indicator: Indicator
+    indicator: Indicator  # the registered indicator its "name" picks
     params: dict          # every parameter, in the registry's order
     source: str           # one of SOURCES
     timeframe: str | None # a role or timeframe of a multi-timeframe frame; None: the frame's own bars
 
-    def fail(self, problem: str) -> None:
+    def fail(self,
+             problem: str,  # what is wrong, and what to do about it
+            ) -> None:
+        "Raise a ValueError that names this entry (its position and text) and the `problem`."
         _fail(self.index, self.text, problem)
 
 
@@ -66,8 +69,8 @@ def _param_problem(key: str, value, default, minimum) -> str | None:
     return None
 
 # %% ../../nbs/23_indicators.core.ipynb #3df115a9
-def parse_entry(index: int,  # position of the entry in the spec
-                entry,       # {"name": ..., parameters..., optional "source", "timeframe"}
+def parse_entry(index: int,      # position of the entry in the spec
+                entry: Mapping,  # {"name": ..., parameters..., optional "source", "timeframe"}
                ) -> Entry:
     "Check one spec entry and fill in its defaults; a ValueError names the entry and what is wrong."
     text = _as_json(entry)
@@ -97,7 +100,8 @@ def parse_entry(index: int,  # position of the entry in the spec
     return Entry(index, text, ind, params, source, timeframe)
 
 
-def parse_spec(spec: Sequence[Mapping]) -> list[Entry]:
+def parse_spec(spec: Sequence[Mapping],  # list of entries: {"name": ..., parameters, "source", "timeframe"}
+              ) -> list[Entry]:         # one checked Entry per spec entry, in spec order
     "Check every entry of `spec` (a list of entries) before anything is computed."
     if isinstance(spec, (Mapping, str, bytes)) or not isinstance(spec, Sequence):
         raise ValueError(f'spec must be a list of entries such as [{{"name": "rsi", "period": 14}}], '
@@ -111,7 +115,9 @@ def _format(value: int | float) -> str:
     return text[:-2] if isinstance(value, float) and text.endswith(".0") else text
 
 
-def entry_columns(entry: Entry, prefix: str = "") -> list[str]:
+def entry_columns(entry: Entry,      # a checked entry (`parse_entry`)
+                  prefix: str = "",  # put before every name: a role and "_", e.g. "context_"
+                 ) -> list[str]:     # one column name per output of the entry's indicator
     "The columns `entry` adds, one per output of its indicator, `prefix` (a role and '_') first."
     ind = entry.indicator
     params = "".join(f"_{_format(v)}" for v in entry.params.values())
@@ -122,7 +128,9 @@ def entry_columns(entry: Entry, prefix: str = "") -> list[str]:
 class Bars:
     "The float64 bar columns of a frame, read once and checked finite; hl2, hlc3, ohlc4 derived on demand."
 
-    def __init__(self, frame: pd.DataFrame | Mapping[str, np.ndarray]):
+    def __init__(self,
+                 frame: pd.DataFrame | Mapping[str, np.ndarray],  # bars, or bar arrays of equal length by column
+                ):
         self.frame, self._arrays = frame, {}
         self._n = len(frame) if isinstance(frame, pd.DataFrame) else len(next(iter(frame.values()), ()))
 
@@ -177,15 +185,32 @@ def _role_of(entry: Entry, timeframes: Mapping[str, str]) -> str | None:
     return None if roles[0] == next(iter(timeframes)) else roles[0]
 
 
+def _distinct(entries: Sequence[Entry], roles: Sequence[str | None]) -> list[tuple[Entry, str | None, list[str]]]:
+    "Each distinct (entry, role) once, with its columns; a repeat is merged, a different entry naming a column refused."
+    seen, owner, out = set(), {}, []
+    for entry, role in zip(entries, roles):
+        key = (entry.indicator.name, tuple(entry.params.items()), entry.source, role)
+        if key in seen:  # the same computation as an earlier entry: it already makes these columns
+            continue
+        seen.add(key)
+        names = entry_columns(entry, f"{role}_" if role else "")
+        for name in names:
+            if name in owner:
+                other = owner[name]
+                entry.fail(f"column {name!r} is also made by spec entry {other.index} {other.text}, which computes "
+                           f"something else; remove one of the two entries or change its parameters")
+            owner[name] = entry
+        out.append((entry, role, names))
+    return out
+
+
 def spec_columns(spec: Sequence[Mapping],                   # list of entries
                  timeframes: Mapping[str, str] | None = None, # role -> timeframe of the frame (join spec)
                 ) -> list[str]:                              # the columns apply_indicators adds, in order
     "Names of the columns `apply_indicators(df, spec)` adds to a frame with these `timeframes`."
-    names = []
-    for entry in parse_spec(spec):
-        role = _role_of(entry, timeframes or {})
-        names += entry_columns(entry, f"{role}_" if role else "")
-    return names
+    entries = parse_spec(spec)
+    roles = [_role_of(entry, timeframes or {}) for entry in entries]
+    return [name for _, _, names in _distinct(entries, roles) for name in names]
 
 # %% ../../nbs/23_indicators.core.ipynb #bfb1c3e7
 def _compute(entry: Entry, bars: Bars, role: str | None) -> tuple:
@@ -199,15 +224,6 @@ def _compute(entry: Entry, bars: Bars, role: str | None) -> tuple:
     except ValueError as e:  # bad bars: name the entry that needed them
         problem = str(e)
     entry.fail(problem)
-
-
-def _claim(name: str, entry: Entry, owner: dict, existing: pd.Index) -> None:
-    "Record that `entry` makes column `name`, refusing a name the frame or an earlier entry already has."
-    if name in existing:
-        entry.fail(f"column {name!r} already exists in df")
-    if name in owner:
-        entry.fail(f"column {name!r} already exists (from spec entry {owner[name]})")
-    owner[name] = entry.index
 
 
 def _spread(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -224,14 +240,13 @@ def apply_indicators(df: pd.DataFrame,          # bars, or a multi-timeframe fra
     entries, timeframes = parse_spec(spec), _frame_timeframes(df)
     roles = [_role_of(entry, timeframes) for entry in entries]
     parts = split_timeframes(df) if any(roles) else {}
-    bars, rows, columns, owner = {None: Bars(df)}, {}, {}, {}
-    for entry, role in zip(entries, roles):
+    bars, rows, columns = {None: Bars(df)}, {}, {}
+    for entry, role, names in _distinct(entries, roles):
         if role not in bars:
             bars[role] = Bars(parts[role])
             rows[role] = parts[role].index.get_indexer(df[f"{role}_ts"])
-        names = entry_columns(entry, f"{role}_" if role else "")
-        for name in names:
-            _claim(name, entry, owner, df.columns)
+        if existing := [name for name in names if name in df.columns]:
+            entry.fail(f"column {existing[0]!r} already exists in df")
         outputs = _compute(entry, bars[role], role)
         for name, values in zip(names, outputs):
             columns[name] = values if role is None else _spread(values, rows[role])
@@ -249,10 +264,10 @@ def indicator_arrays(bars: Mapping[str, np.ndarray],  # open/high/low/close/volu
     for entry in entries:
         if entry.timeframe is not None:
             entry.fail("indicator_arrays takes one timeframe; use apply_indicators on a joined frame")
-        for name, values in zip(entry_columns(entry), _compute(entry, data, None)):
-            if name in out or name in bars:
-                entry.fail(f"column {name!r} already exists")
-            out[name] = values
+    for entry, _, names in _distinct(entries, [None] * len(entries)):
+        if existing := [name for name in names if name in bars]:
+            entry.fail(f"column {existing[0]!r} already exists in bars")
+        out.update(zip(names, _compute(entry, data, None)))
     return out
 
 # %% ../../nbs/23_indicators.core.ipynb #572781f6

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
+import numpy as np
 import talib
 
 # %% auto #0
@@ -44,9 +45,11 @@ class Indicator:
     check: Callable[..., str | None] | None  # (**params) -> what is wrong with a combination, or None
     uses_source: bool                        # accepts a "source" series (default close)
     cumulative: bool                         # a running total from the first bar: only its changes are local
-    doc: str
+    doc: str                                 # what it computes: the compute function's docstring
 
-    def warmup(self, params: Mapping) -> int:
+    def warmup(self,
+               params: Mapping,  # parameter -> value, every parameter of the indicator
+              ) -> int:          # bars: lookback + memory + 1
         "Bars of history after which the last value matches the full-history value (see `warmup_bars`)."
         return self.lookback(**params) + self.memory(**params) + 1
 
@@ -75,14 +78,20 @@ def register(name: str,                      # the spec's "name"
 # %% ../../nbs/21_indicators.registry.ipynb #835259cf
 @register("sma", {"period": 20}, ("sma",), lookback=lambda period: period - 1, minimum={"period": 1},
           source=True)
-def sma(b, src, period):
+def sma(b: Mapping[str, np.ndarray],  # bar arrays by column (not read: SMA reads `src`)
+        src: np.ndarray,              # the series the entry's `source` names (default close)
+        period: int,                  # bars in the window, >= 1
+       ) -> tuple:                    # (sma,) in source units
     "Simple moving average."
     return (talib.SMA(src, period),)
 
 
 @register("ema", {"period": 20}, ("ema",), lookback=lambda period: period - 1,
           memory=lambda period: decay_bars(2 / (period + 1)), minimum={"period": 1}, source=True)
-def ema(b, src, period):
+def ema(b: Mapping[str, np.ndarray],  # bar arrays by column (not read: EMA reads `src`)
+        src: np.ndarray,              # the series the entry's `source` names (default close)
+        period: int,                  # bars; alpha = 2 / (period + 1), >= 1
+       ) -> tuple:                    # (ema,) in source units
     "Exponential moving average, alpha = 2 / (period + 1), seeded with the SMA of the first `period` values."
     return (talib.EMA(src, period),)
 
@@ -92,14 +101,22 @@ def ema(b, src, period):
           memory=lambda fast, slow, signal: decay_bars(2 / (slow + 1)) + decay_bars(2 / (signal + 1)),
           minimum={"fast": 2, "slow": 2, "signal": 1}, source=True,
           check=lambda fast, slow, signal: None if fast < slow else "fast must be shorter than slow")
-def macd(b, src, fast, slow, signal):
+def macd(b: Mapping[str, np.ndarray],  # bar arrays by column (not read: MACD reads `src`)
+         src: np.ndarray,              # the series the entry's `source` names (default close)
+         fast: int,                    # bars of the fast EMA, < slow
+         slow: int,                    # bars of the slow EMA
+         signal: int,                  # bars of the EMA of the MACD line
+        ) -> tuple:                    # (macd, signal, hist) in source units
     "MACD line EMA(fast) - EMA(slow), its EMA(signal) and their difference (histogram)."
     return talib.MACD(src, fast, slow, signal)
 
 # %% ../../nbs/21_indicators.registry.ipynb #77e118d3
 @register("rsi", {"period": 14}, ("rsi",), lookback=lambda period: period,
           memory=lambda period: decay_bars(1 / period), minimum={"period": 2}, source=True)
-def rsi(b, src, period):
+def rsi(b: Mapping[str, np.ndarray],  # bar arrays by column (not read: RSI reads `src`)
+        src: np.ndarray,              # the series the entry's `source` names (default close)
+        period: int,                  # bars of Wilder smoothing, >= 2
+       ) -> tuple:                    # (rsi,), in [0, 100]
     "Relative strength index, Wilder smoothing, in [0, 100]."
     return (talib.RSI(src, period),)
 
@@ -107,65 +124,97 @@ def rsi(b, src, period):
 @register("stoch", {"fastk": 14, "slowk": 3, "slowd": 3}, ("k", "d"),
           lookback=lambda fastk, slowk, slowd: fastk - 1 + slowk - 1 + slowd - 1,
           minimum={"fastk": 1, "slowk": 1, "slowd": 1})
-def stoch(b, src, fastk, slowk, slowd):
+def stoch(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low, close
+          src: np.ndarray,              # not read: uses high, low, close from `b`
+          fastk: int,                   # bars of the high-low range of the raw %K
+          slowk: int,                   # bars of the SMA smoothing the raw %K into %K
+          slowd: int,                   # bars of the SMA of %K giving %D
+         ) -> tuple:                    # (k, d), in [0, 100]
     "Slow stochastic: %K = SMA(slowk) of the raw %K over `fastk` bars, %D = SMA(slowd) of %K."
     return talib.STOCH(b["high"], b["low"], b["close"], fastk, slowk, 0, slowd, 0)
 
 
 @register("willr", {"period": 14}, ("willr",), lookback=lambda period: period - 1, minimum={"period": 2})
-def willr(b, src, period):
+def willr(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low, close
+          src: np.ndarray,              # not read: uses high, low, close from `b`
+          period: int,                  # bars of the high-low range, >= 2
+         ) -> tuple:                    # (willr,), in [-100, 0]
     "Williams %R: where the close sits in the `period`-bar high-low range, in [-100, 0]."
     return (talib.WILLR(b["high"], b["low"], b["close"], period),)
 
 # %% ../../nbs/21_indicators.registry.ipynb #0add0a97
 @register("mfi", {"period": 14}, ("mfi",), lookback=lambda period: period, minimum={"period": 2})
-def mfi(b, src, period):
+def mfi(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low, close, volume
+        src: np.ndarray,              # not read: uses high, low, close, volume from `b`
+        period: int,                  # bars of money flow summed, >= 2
+       ) -> tuple:                    # (mfi,), in [0, 100]
     "Money flow index: RSI-like ratio of up- to total money flow (typical price x volume) over `period` bars."
     return (talib.MFI(b["high"], b["low"], b["close"], b["volume"], period),)
 
 
 @register("roc", {"period": 10}, ("roc",), lookback=lambda period: period, minimum={"period": 1}, source=True)
-def roc(b, src, period):
+def roc(b: Mapping[str, np.ndarray],  # bar arrays by column (not read: ROC reads `src`)
+        src: np.ndarray,              # the series the entry's `source` names (default close)
+        period: int,                  # bars back the change is measured from, >= 1
+       ) -> tuple:                    # (roc,), percent: 5 = +5 %
     "Rate of change in percent: 100 * (x_t / x_{t-period} - 1)."
     return (talib.ROC(src, period),)
 
 # %% ../../nbs/21_indicators.registry.ipynb #06816d6d
 @register("atr", {"period": 14}, ("atr",), lookback=lambda period: period,
           memory=lambda period: decay_bars(1 / period), minimum={"period": 1})
-def atr(b, src, period):
+def atr(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low, close
+        src: np.ndarray,              # not read: uses high, low, close from `b`
+        period: int,                  # bars of Wilder smoothing, >= 1
+       ) -> tuple:                    # (atr,) in price units
     "Average true range, Wilder smoothing."
     return (talib.ATR(b["high"], b["low"], b["close"], period),)
 
 
 @register("natr", {"period": 14}, ("natr",), lookback=lambda period: period,
           memory=lambda period: decay_bars(1 / period), minimum={"period": 1})
-def natr(b, src, period):
+def natr(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low, close
+         src: np.ndarray,              # not read: uses high, low, close from `b`
+         period: int,                  # bars of Wilder smoothing, >= 1
+        ) -> tuple:                    # (natr,), percent of the close: 2 = 2 %
     "Normalised ATR: 100 * ATR / close."
     return (talib.NATR(b["high"], b["low"], b["close"], period),)
 
 
 @register("bb", {"period": 20, "nbdev": 2.0}, ("upper", "middle", "lower"), lookback=lambda period, nbdev: period - 1,
           minimum={"period": 2, "nbdev": 0.0}, source=True)
-def bb(b, src, period, nbdev):
+def bb(b: Mapping[str, np.ndarray],  # bar arrays by column (not read: BB reads `src`)
+       src: np.ndarray,              # the series the entry's `source` names (default close)
+       period: int,                  # bars of the SMA and the standard deviation, >= 2
+       nbdev: float,                 # band distance in population standard deviations
+      ) -> tuple:                    # (upper, middle, lower) in source units
     "Bollinger bands: SMA(period) +- nbdev population standard deviations."
     return talib.BBANDS(src, period, nbdev, nbdev, 0)
 
 # %% ../../nbs/21_indicators.registry.ipynb #3fbd9add
 @register("obv", {}, ("obv",), lookback=lambda: 0, memory=lambda: 1, source=True, cumulative=True)
-def obv(b, src):
+def obv(b: Mapping[str, np.ndarray],  # bar arrays by column; reads volume
+        src: np.ndarray,              # the series whose rises and falls sign the volume (default close)
+       ) -> tuple:                    # (obv,), volume units: a running total from the first bar
     "On-balance volume: running total of volume, added on up-closes and subtracted on down-closes."
     return (talib.OBV(src, b["volume"]),)
 
 
 @register("kama", {"period": 10}, ("kama",), lookback=lambda period: period,
           memory=lambda period: decay_bars((2 / 31) ** 2), minimum={"period": 2}, source=True)
-def kama(b, src, period):
+def kama(b: Mapping[str, np.ndarray],  # bar arrays by column (not read: KAMA reads `src`)
+         src: np.ndarray,              # the series the entry's `source` names (default close)
+         period: int,                  # bars of the efficiency ratio, >= 2
+        ) -> tuple:                    # (kama,) in source units
     "Kaufman adaptive moving average (TA-Lib: efficiency ratio over `period`, fast 2, slow 30)."
     return (talib.KAMA(src, period),)
 
 
 @register("adx", {"period": 14}, ("adx",), lookback=lambda period: 2 * period - 1,
           memory=lambda period: 2 * decay_bars(1 / period), minimum={"period": 2})
-def adx(b, src, period):
+def adx(b: Mapping[str, np.ndarray],  # bar arrays by column; reads high, low, close
+        src: np.ndarray,              # not read: uses high, low, close from `b`
+        period: int,                  # bars of each Wilder smoothing, >= 2
+       ) -> tuple:                    # (adx,), in [0, 100]
     "Average directional index (Wilder), trend strength in [0, 100]."
     return (talib.ADX(b["high"], b["low"], b["close"], period),)
