@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import functools
 import json
 import types
 from pathlib import Path
@@ -136,8 +137,9 @@ def _split_path(path: str) -> tuple[str, list[str], int]:
     return "config", parts, 0
 
 
+@functools.lru_cache(maxsize=4096)  # the models never change at run time; the engine asks the same paths per bar
 def check_key(path: str,  # a dotted path: 'SAFETY.MAX_STOP_LOSS_PCT', 'assets.forex.fees.taker_pct', …
-              ) -> tuple[str, list[str]]:  # (file section, the keys below it)
+              ) -> tuple[str, tuple[str, ...]]:  # (file section, the keys below it)
     "Raise a ConfigError naming the nearest valid keys unless the config models define `path`."
     section, parts, skip = _split_path(path)
     kinds = [MODELS[section]]
@@ -147,7 +149,7 @@ def check_key(path: str,  # a dotted path: 'SAFETY.MAX_STOP_LOSS_PCT', 'assets.f
             where = ".".join(path.split(".")[:skip + i])
             raise ConfigError(f"{section}.json", path, _no_such_key(kinds, part, where))
         kinds = [tp for b in below if b is not None for tp in b]
-    return section, parts
+    return section, tuple(parts)
 
 
 def _no_such_key(kinds: list, part: str, where: str) -> str:
@@ -165,8 +167,8 @@ def _no_such_key(kinds: list, part: str, where: str) -> str:
 
 
 # %%
-test_eq(check_key("SAFETY.MAX_STOP_LOSS_PCT"), ("config", ["SAFETY", "MAX_STOP_LOSS_PCT"]))
-test_eq(check_key("assets.crypto_spot.max_leverage"), ("assets", ["crypto_spot", "max_leverage"]))
+test_eq(check_key("SAFETY.MAX_STOP_LOSS_PCT"), ("config", ("SAFETY", "MAX_STOP_LOSS_PCT")))
+test_eq(check_key("assets.crypto_spot.max_leverage"), ("assets", ("crypto_spot", "max_leverage")))
 test_eq(check_key("strategies.strategies.any_id.params.n")[0], "strategies")
 test_fail(lambda: check_key("SAFETY.MAX_STOP_LOS_PCT"),
           contains="config.json: SAFETY.MAX_STOP_LOS_PCT: no such key; did you mean SAFETY.MAX_STOP_LOSS_PCT?")
