@@ -43,7 +43,8 @@ _LOCATIONS = {  # name -> (environment variable, default relative to the root)
 }
 
 
-def workspace_path(name: str) -> Path:
+def workspace_path(name: str,  # 'config', 'samples', 'cache', 'logs', 'state' or 'reports'
+                   ) -> Path:
     "Directory for `name` (config, samples, cache, logs, state, reports), honouring its environment override."
     if name not in _LOCATIONS:
         raise ValueError(f"unknown workspace location {name!r}; expected one of {sorted(_LOCATIONS)}")

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tradingbot.config import atomic_write
 from tradingbot.data.timeframes import BAR_COLUMNS, check_time_index, is_utc, timeframe_delta
+from tradingbot.fileio import atomic_write
 from tradingbot.jsonlog import log_event
 from tradingbot.paths import workspace_path
 

@@ -33,7 +33,8 @@ from typing import Any
 
 import pandas as pd
 
-from tradingbot.config import ConfigError, atomic_write_text, load_config
+from tradingbot.config import ConfigError, load_config
+from tradingbot.fileio import atomic_write_text
 from tradingbot.jsonlog import log_event
 from tradingbot.paths import repo_root, workspace_path
 

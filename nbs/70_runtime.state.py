@@ -29,18 +29,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, Field, ValidationError
 
-from tradingbot.config import ASSETS, atomic_write_text, fsync_dir, get_key
+from tradingbot.config import ASSETS, AssetName, Strict, get_key
+from tradingbot.fileio import atomic_write_text, fsync_dir
 from tradingbot.jsonlog import log_event
 from tradingbot.paths import workspace_path
 
 # %%
 #| hide
+import tempfile
+
 from fastcore.test import test_eq, test_fail
 
 from tradingbot import jsonlog
@@ -55,14 +57,9 @@ jsonlog.configure(tempfile.mkdtemp())  # the examples' events stay out of the re
 # %%
 #| export
 SCHEMA_VERSION = 1
-AssetName = Literal["crypto_spot", "crypto_futures", "forex", "options"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class AssetState(_Strict):
+class AssetState(Strict):
     "What one asset must remember across a restart."
     live_enabled: bool = False
     close_only: bool = False
@@ -71,7 +68,7 @@ class AssetState(_Strict):
     broker_desync: bool = False
 
 
-class RuntimeState(_Strict):
+class RuntimeState(Strict):
     "The whole of runtime.json."
     schema_version: Literal[1] = SCHEMA_VERSION
     global_kill: bool = False

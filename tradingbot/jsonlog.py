@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import math
 import os
 import threading
 from pathlib import Path
 from typing import Any, TextIO
 
-import numpy as np
-
+from .fileio import to_jsonable
 from .paths import workspace_path
 
 # %% auto #0
@@ -34,7 +32,9 @@ def _secret_values() -> list[str]:
     return [v for k in SECRET_ENV_VARS if len(v := os.environ.get(k, "")) >= 4]
 
 
-def scrub(value: Any, secrets: list[str] | None = None) -> Any:
+def scrub(value: Any,  # a plain JSON value (dicts, lists, strings, numbers)
+          secrets: list[str] | None = None,  # the secret values to mask; default those of SECRET_ENV_VARS
+          ) -> Any:
     "Return `value` with secret env values masked in strings and credential-named fields replaced."
     secrets = _secret_values() if secrets is None else secrets
     if isinstance(value, dict):
@@ -52,34 +52,11 @@ def _is_secret_key(key: Any) -> bool:
     return any(part in k for part in _SECRET_KEY_PARTS)
 
 # %% ../nbs/01_jsonlog.ipynb #17ed8dbb
-def _default(obj: Any) -> Any:
-    if isinstance(obj, (dt.datetime, dt.date)):
-        return obj.isoformat()
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, (Path, set, frozenset)):
-        return str(obj) if isinstance(obj, Path) else sorted(obj)
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    return str(obj)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def to_json_line(record: dict) -> str:
-    "One record as a single JSON line: secrets scrubbed, non-finite floats as null."
-    plain = json.loads(json.dumps(record, default=_default))
-    return json.dumps(_finite(scrub(plain)), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+def to_json_line(record: dict,  # the fields of one record
+                 ) -> str:  # one line of JSON, no newline
+    "One record as a single JSON line: plain JSON (see `to_jsonable`), secrets scrubbed."
+    plain = to_jsonable(record, fallback=str)
+    return json.dumps(scrub(plain), allow_nan=False, separators=(",", ":"), ensure_ascii=False)
 
 # %% ../nbs/01_jsonlog.ipynb #eb0515f1
 def utc_now() -> dt.datetime:
@@ -94,15 +71,22 @@ def _iso(ts: dt.datetime) -> str:
 class JsonLines:
     "Append JSON records to `directory/{stem}_YYYYMMDD.jsonl` (UTC date of each record)."
 
-    def __init__(self, directory: str | Path, stem: str, echo: TextIO | None = None):
+    def __init__(self, directory: str | Path,  # where the dated files go (created on first write)
+                 stem: str,  # file name before the date: '{stem}_YYYYMMDD.jsonl'
+                 echo: TextIO | None = None,  # also print each line here (a runner's stdout)
+                 ):
         self.directory, self.stem, self.echo = Path(directory), stem, echo
         self._lock = threading.Lock()
 
-    def path_for(self, when: dt.datetime) -> Path:
+    def path_for(self, when: dt.datetime,  # a record's time stamp
+                 ) -> Path:
         "The file that holds records stamped `when`."
         return self.directory / f"{self.stem}_{when.astimezone(dt.timezone.utc):%Y%m%d}.jsonl"
 
-    def write(self, event: str, when: dt.datetime | None = None, **fields: Any) -> dict:
+    def write(self, event: str,  # snake_case event name
+              when: dt.datetime | None = None,  # the record's time stamp; default now (UTC)
+              **fields: Any,  # the record's other fields
+              ) -> dict:
         "Append one record; return it as written (after scrubbing)."
         when = when or utc_now()
         line = to_json_line({"ts": _iso(when), "event": event, **fields})
@@ -116,7 +100,8 @@ class JsonLines:
         return json.loads(line)
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
+def read_jsonl(path: str | Path,  # a JSON-lines file
+               ) -> list[dict]:
     "All records of a JSON-lines file."
     with open(path, encoding="utf-8") as fh:
         return [json.loads(line) for line in fh if line.strip()]
@@ -130,13 +115,17 @@ def log_dir() -> Path:
     return workspace_path("logs")
 
 
-def configure(directory: str | Path | None = None, echo: TextIO | None = None) -> JsonLines:
+def configure(directory: str | Path | None = None,  # the log directory; default log_dir()
+              echo: TextIO | None = None,  # also print each line here
+              ) -> JsonLines:
     "Point the event log at `directory` (default `log_dir()`), optionally echoing each line to `echo`."
     global _events
     _events = JsonLines(Path(directory or log_dir()) / "events", "events", echo=echo)
     return _events
 
 
-def log_event(event: str, **fields: Any) -> dict:
+def log_event(event: str,  # snake_case event name, past tense for what happened
+              **fields: Any,  # the record's fields (any JSON-able values; see `to_jsonable`)
+              ) -> dict:
     "Write one structured event (`ts`, `event`, fields) to the event log and return the record."
     return (_events or configure()).write(event, **fields)

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import atomic_write
 from .timeframes import BAR_COLUMNS, check_time_index, is_utc, timeframe_delta
+from ..fileio import atomic_write
 from ..jsonlog import log_event
 from ..paths import workspace_path
 

@@ -16,9 +16,7 @@ from .model import (OPEN_STATUSES, ORDER_STATUSES, Event, Fill, Order, Position,
                                         event_from_dict, utc, utc_now)
 
 # %% auto #0
-__all__ = ['SCHEMA_VERSION', 'StoreError', 'StoredEvent', 'OrderStore', 'record_order', 'get_order', 'update_order_status',
-           'open_orders', 'add_fill', 'fills_for', 'upsert_position', 'delete_position', 'positions', 'append_event',
-           'events', 'save_snapshot', 'load_snapshot']
+__all__ = ['SCHEMA_VERSION', 'StoreError', 'StoredEvent', 'OrderStore']
 
 # %% ../../nbs/43_execution.store.ipynb #00e45857
 SCHEMA_VERSION = 2
@@ -78,6 +76,11 @@ class StoredEvent:
         return event_from_dict(self.payload)
 
 # %% ../../nbs/43_execution.store.ipynb #709a1888
+def _order_from_row(row) -> Order:
+    status, broker_order_id, order_json = row
+    return Order.from_dict({**json.loads(order_json), "status": status, "broker_order_id": broker_order_id})
+
+
 class OrderStore:
     "SQLite store of orders, fills, positions and events (one writer process)."
 
@@ -139,6 +142,122 @@ class OrderStore:
     def __exit__(self, *exc):
         self.close()
 
+    # Orders: recorded before they are sent; the stored row wins.
+    def record_order(self, order: Order) -> Order:
+        "Record `order` before it is sent; an existing id returns the stored order unchanged."
+        if not isinstance(order, Order):
+            raise TypeError(f"record_order needs an Order, got {type(order).__name__}")
+        doc = order.to_dict()
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (order.client_order_id, order.intent.symbol, order.status, order.broker_order_id,
+                        json.dumps(doc), doc["created_at"], utc_now().isoformat()))
+        return self.get_order(order.client_order_id)
+
+    def get_order(self, client_order_id: str) -> Order | None:
+        "The stored order, or None."
+        row = self._conn.execute("SELECT status, broker_order_id, order_json FROM orders WHERE client_order_id = ?",
+                               (client_order_id,)).fetchone()
+        return None if row is None else _order_from_row(row)
+
+    def update_order_status(self, client_order_id: str,  # the order to update
+                            status: str,  # one of ORDER_STATUSES
+                            broker_order_id: str | None = None,  # set when given, kept otherwise
+                            ) -> Order:
+        "Set an order's status (and broker id); unknown ids are an error."
+        if status not in ORDER_STATUSES:
+            raise ValueError(f"status={status!r} is not one of {', '.join(ORDER_STATUSES)}")
+        with self._tx() as db:
+            cur = db.execute("UPDATE orders SET status = ?, broker_order_id = COALESCE(?, broker_order_id), "
+                             "updated_at = ? WHERE client_order_id = ?",
+                             (status, broker_order_id, utc_now().isoformat(), client_order_id))
+            if cur.rowcount == 0:
+                raise KeyError(f"no order with client_order_id {client_order_id!r}; record_order it first")
+        return self.get_order(client_order_id)
+
+    def open_orders(self) -> list[Order]:
+        "Orders still working or of unknown outcome, oldest first."
+        marks = ", ".join("?" * len(OPEN_STATUSES))
+        rows = self._conn.execute(f"SELECT status, broker_order_id, order_json FROM orders WHERE status IN ({marks}) "
+                                "ORDER BY created_at, rowid", OPEN_STATUSES)
+        return [_order_from_row(r) for r in rows]
+
+
+    # Fills: each exec_id counts once.
+    def add_fill(self, fill: Fill) -> bool:
+        "Store a fill once; True if it was new, False if its exec_id was already stored."
+        if not isinstance(fill, Fill):
+            raise TypeError(f"add_fill needs a Fill, got {type(fill).__name__}")
+        doc = fill.to_dict()
+        with self._tx() as db:
+            cur = db.execute("INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?)",
+                             (fill.exec_id, fill.client_order_id, doc["ts"], json.dumps(doc)))
+            return cur.rowcount == 1
+
+    def fills_for(self, client_order_id: str) -> list[Fill]:
+        "An order's fills in execution order."
+        rows = self._conn.execute("SELECT fill_json FROM fills WHERE client_order_id = ? ORDER BY ts, rowid",
+                                (client_order_id,))
+        return [Fill.from_dict(json.loads(r[0])) for r in rows]
+
+    # Positions: one per (asset, symbol).
+    def upsert_position(self, position: Position) -> None:
+        "Insert or replace the position of (asset, symbol)."
+        if not isinstance(position, Position):
+            raise TypeError(f"upsert_position needs a Position, got {type(position).__name__}")
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)",
+                       (position.asset, position.symbol, json.dumps(position.to_dict()), utc_now().isoformat()))
+
+    def delete_position(self, asset: str, symbol: str) -> bool:
+        "Remove the position of (asset, symbol); True if there was one."
+        with self._tx() as db:
+            return db.execute("DELETE FROM positions WHERE asset = ? AND symbol = ?", (asset, symbol)).rowcount == 1
+
+    def positions(self) -> list[Position]:
+        "All stored positions, by asset and symbol."
+        rows = self._conn.execute("SELECT position_json FROM positions ORDER BY asset, symbol")
+        return [Position.from_dict(json.loads(r[0])) for r in rows]
+
+    # Runtime events: append-only.
+    def append_event(self, event: Event | str,  # a domain event, or an event name
+                     payload: dict | None = None,  # the payload when `event` is a name
+                     ) -> int:
+        "Append an event; returns its id."
+        if isinstance(event, Event):
+            name, ts, doc = event.name, event.ts, event.to_dict()
+        elif isinstance(event, str) and event:
+            name, ts, doc = event, utc_now(), payload or {}
+        else:
+            raise TypeError(f"append_event needs an Event or a non-empty name, got {event!r}")
+        try:
+            text = json.dumps(doc, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"event {name!r} payload is not JSON-serialisable: {exc}") from None
+        with self._tx() as db:
+            return db.execute("INSERT INTO events (ts, event, payload) VALUES (?, ?, ?)",
+                              (utc(ts).isoformat(), name, text)).lastrowid
+
+    def events(self, since_id: int = 0) -> list[StoredEvent]:
+        "Events with id > `since_id`, oldest first."
+        rows = self._conn.execute("SELECT id, ts, event, payload FROM events WHERE id > ? ORDER BY id", (since_id,))
+        return [StoredEvent(i, ts, name, json.loads(p)) for i, ts, name, p in rows]
+
+    # Snapshots: the engine's checkpoint, one JSON document per key.
+    def save_snapshot(self, key: str, doc: dict) -> None:
+        "Replace the snapshot `key` with `doc` (JSON, no NaN) in one transaction."
+        try:
+            text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"snapshot {key!r} is not JSON-serialisable: {exc}") from None
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (key, text, utc_now().isoformat()))
+
+    def load_snapshot(self, key: str) -> dict | None:
+        "The snapshot `key`, or None."
+        row = self._conn.execute("SELECT doc FROM snapshots WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
 
 class _Transaction:
     "BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any error."
@@ -152,147 +271,3 @@ class _Transaction:
 
     def __exit__(self, exc_type, exc, tb):
         self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-
-# %% ../../nbs/43_execution.store.ipynb #75ff96c2
-def _order_from_row(row) -> Order:
-    status, broker_order_id, order_json = row
-    return Order.from_dict({**json.loads(order_json), "status": status, "broker_order_id": broker_order_id})
-
-
-def record_order(self, order: Order) -> Order:
-    "Record `order` before it is sent; an existing id returns the stored order unchanged."
-    if not isinstance(order, Order):
-        raise TypeError(f"record_order needs an Order, got {type(order).__name__}")
-    doc = order.to_dict()
-    with self._tx() as db:
-        db.execute("INSERT OR IGNORE INTO orders VALUES (?, ?, ?, ?, ?, ?, ?)",
-                   (order.client_order_id, order.intent.symbol, order.status, order.broker_order_id,
-                    json.dumps(doc), doc["created_at"], utc_now().isoformat()))
-    return self.get_order(order.client_order_id)
-
-
-def get_order(self, client_order_id: str) -> Order | None:
-    "The stored order, or None."
-    row = self._conn.execute("SELECT status, broker_order_id, order_json FROM orders WHERE client_order_id = ?",
-                           (client_order_id,)).fetchone()
-    return None if row is None else _order_from_row(row)
-
-
-def update_order_status(self, client_order_id: str,  # the order to update
-                        status: str,  # one of ORDER_STATUSES
-                        broker_order_id: str | None = None,  # set when given, kept otherwise
-                        ) -> Order:
-    "Set an order's status (and broker id); unknown ids are an error."
-    if status not in ORDER_STATUSES:
-        raise ValueError(f"status={status!r} is not one of {', '.join(ORDER_STATUSES)}")
-    with self._tx() as db:
-        cur = db.execute("UPDATE orders SET status = ?, broker_order_id = COALESCE(?, broker_order_id), "
-                         "updated_at = ? WHERE client_order_id = ?",
-                         (status, broker_order_id, utc_now().isoformat(), client_order_id))
-        if cur.rowcount == 0:
-            raise KeyError(f"no order with client_order_id {client_order_id!r}; record_order it first")
-    return self.get_order(client_order_id)
-
-
-def open_orders(self) -> list[Order]:
-    "Orders still working or of unknown outcome, oldest first."
-    marks = ", ".join("?" * len(OPEN_STATUSES))
-    rows = self._conn.execute(f"SELECT status, broker_order_id, order_json FROM orders WHERE status IN ({marks}) "
-                            "ORDER BY created_at, rowid", OPEN_STATUSES)
-    return [_order_from_row(r) for r in rows]
-
-
-OrderStore.record_order, OrderStore.get_order = record_order, get_order
-OrderStore.update_order_status, OrderStore.open_orders = update_order_status, open_orders
-
-# %% ../../nbs/43_execution.store.ipynb #f5d90cf2
-def add_fill(self, fill: Fill) -> bool:
-    "Store a fill once; True if it was new, False if its exec_id was already stored."
-    if not isinstance(fill, Fill):
-        raise TypeError(f"add_fill needs a Fill, got {type(fill).__name__}")
-    doc = fill.to_dict()
-    with self._tx() as db:
-        cur = db.execute("INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?)",
-                         (fill.exec_id, fill.client_order_id, doc["ts"], json.dumps(doc)))
-        return cur.rowcount == 1
-
-
-def fills_for(self, client_order_id: str) -> list[Fill]:
-    "An order's fills in execution order."
-    rows = self._conn.execute("SELECT fill_json FROM fills WHERE client_order_id = ? ORDER BY ts, rowid",
-                            (client_order_id,))
-    return [Fill.from_dict(json.loads(r[0])) for r in rows]
-
-
-OrderStore.add_fill, OrderStore.fills_for = add_fill, fills_for
-
-# %% ../../nbs/43_execution.store.ipynb #7ac5e27b
-def upsert_position(self, position: Position) -> None:
-    "Insert or replace the position of (asset, symbol)."
-    if not isinstance(position, Position):
-        raise TypeError(f"upsert_position needs a Position, got {type(position).__name__}")
-    with self._tx() as db:
-        db.execute("INSERT OR REPLACE INTO positions VALUES (?, ?, ?, ?)",
-                   (position.asset, position.symbol, json.dumps(position.to_dict()), utc_now().isoformat()))
-
-
-def delete_position(self, asset: str, symbol: str) -> bool:
-    "Remove the position of (asset, symbol); True if there was one."
-    with self._tx() as db:
-        return db.execute("DELETE FROM positions WHERE asset = ? AND symbol = ?", (asset, symbol)).rowcount == 1
-
-
-def positions(self) -> list[Position]:
-    "All stored positions, by asset and symbol."
-    rows = self._conn.execute("SELECT position_json FROM positions ORDER BY asset, symbol")
-    return [Position.from_dict(json.loads(r[0])) for r in rows]
-
-
-OrderStore.upsert_position, OrderStore.delete_position, OrderStore.positions = upsert_position, delete_position, positions
-
-# %% ../../nbs/43_execution.store.ipynb #36ed4aaa
-def append_event(self, event: Event | str,  # a domain event, or an event name
-                 payload: dict | None = None,  # the payload when `event` is a name
-                 ) -> int:
-    "Append an event; returns its id."
-    if isinstance(event, Event):
-        name, ts, doc = event.name, event.ts, event.to_dict()
-    elif isinstance(event, str) and event:
-        name, ts, doc = event, utc_now(), payload or {}
-    else:
-        raise TypeError(f"append_event needs an Event or a non-empty name, got {event!r}")
-    try:
-        text = json.dumps(doc, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"event {name!r} payload is not JSON-serialisable: {exc}") from None
-    with self._tx() as db:
-        return db.execute("INSERT INTO events (ts, event, payload) VALUES (?, ?, ?)",
-                          (utc(ts).isoformat(), name, text)).lastrowid
-
-
-def events(self, since_id: int = 0) -> list[StoredEvent]:
-    "Events with id > `since_id`, oldest first."
-    rows = self._conn.execute("SELECT id, ts, event, payload FROM events WHERE id > ? ORDER BY id", (since_id,))
-    return [StoredEvent(i, ts, name, json.loads(p)) for i, ts, name, p in rows]
-
-
-OrderStore.append_event, OrderStore.events = append_event, events
-
-# %% ../../nbs/43_execution.store.ipynb #f3b6cd97
-def save_snapshot(self, key: str, doc: dict) -> None:
-    "Replace the snapshot `key` with `doc` (JSON, no NaN) in one transaction."
-    try:
-        text = json.dumps(doc, allow_nan=False, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"snapshot {key!r} is not JSON-serialisable: {exc}") from None
-    with self._tx() as db:
-        db.execute("INSERT OR REPLACE INTO snapshots VALUES (?, ?, ?)", (key, text, utc_now().isoformat()))
-
-
-def load_snapshot(self, key: str) -> dict | None:
-    "The snapshot `key`, or None."
-    row = self._conn.execute("SELECT doc FROM snapshots WHERE key = ?", (key,)).fetchone()
-    return None if row is None else json.loads(row[0])
-
-
-OrderStore.save_snapshot, OrderStore.load_snapshot = save_snapshot, load_snapshot

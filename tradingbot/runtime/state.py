@@ -10,30 +10,25 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, Field, ValidationError
 
-from ..config import ASSETS, atomic_write_text, fsync_dir, get_key
+from ..config import ASSETS, AssetName, Strict, get_key
+from ..fileio import atomic_write_text, fsync_dir
 from ..jsonlog import log_event
 from ..paths import workspace_path
 
 # %% auto #0
-__all__ = ['SCHEMA_VERSION', 'AssetName', 'AssetState', 'RuntimeState', 'StateError', 'state_path', 'save_state',
-           'restore_live_as_close_only', 'load_state']
+__all__ = ['SCHEMA_VERSION', 'AssetState', 'RuntimeState', 'StateError', 'state_path', 'save_state', 'restore_live_as_close_only',
+           'load_state']
 
 # %% ../../nbs/70_runtime.state.ipynb #2448b63d
 SCHEMA_VERSION = 1
-AssetName = Literal["crypto_spot", "crypto_futures", "forex", "options"]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
-class AssetState(_Strict):
+class AssetState(Strict):
     "What one asset must remember across a restart."
     live_enabled: bool = False
     close_only: bool = False
@@ -42,7 +37,7 @@ class AssetState(_Strict):
     broker_desync: bool = False
 
 
-class RuntimeState(_Strict):
+class RuntimeState(Strict):
     "The whole of runtime.json."
     schema_version: Literal[1] = SCHEMA_VERSION
     global_kill: bool = False

@@ -20,7 +20,8 @@ from typing import Any
 
 import pandas as pd
 
-from ..config import ConfigError, atomic_write_text, load_config
+from ..config import ConfigError, load_config
+from ..fileio import atomic_write_text
 from ..jsonlog import log_event
 from ..paths import repo_root, workspace_path
 
