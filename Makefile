@@ -21,6 +21,8 @@ $(VENV)/.stamp-setup: pyproject.toml constraints.txt
 	$(BIN)/pip install --quiet -c constraints.txt -e ".[dev]"
 	@if $(BIN)/pip show --quiet ib_insync 2>/dev/null; then echo "ib_insync is installed beside ib_async: remove it" >&2; exit 1; fi
 	$(BIN)/python -m ipykernel install --sys-prefix --name tradingbot --display-name "Python (tradingbot)" >/dev/null
+	# compile the numba kernels once into .numba_cache/, so a first backtest loads them instead of compiling
+	$(BIN)/python -c "from tradingbot.validation.backtest import warm_up; warm_up()"
 	touch $@
 
 run: setup

@@ -24,7 +24,8 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
-from tradingbot.config import ASSETS, atomic_write_text, get_key
+from tradingbot.config import ASSETS, get_key
+from tradingbot.fileio import atomic_write_text
 
 # %%
 #| hide

@@ -1071,3 +1071,43 @@ for g in grid:
                        time_stop_bars=g[2])
     test_close(sw.loc[[g]].iloc[0].to_numpy(dtype=float), pd.Series(one_run.stats).to_numpy(dtype=float), eps=1e-9)
 sw[["n_trades", "total_return", "max_drawdown", "win_rate"]]
+
+
+# %% [markdown]
+# ## Cold start
+# numba compiles a kernel the first time it is called and keeps the machine code in its cache
+# (`NUMBA_CACHE_DIR`, `.numba_cache/` in the repository). `warm_up` calls every kernel a first backtest,
+# a sweep and the paper engine reach, on a few hundred synthetic bars, so that `make setup` fills the
+# cache and a researcher's first backtest in a fresh process loads compiled code instead of compiling
+# it (`benchmarks/bench_backtest.py` prints that first backtest's time).
+
+# %%
+#| export
+def warm_up() -> None:
+    "Compile (or load from numba's cache) every kernel of a backtest, a sweep and the paper venue."
+    from tradingbot.data.synthetic import synthetic_bars
+    from tradingbot.execution._nb import Bar, FillParams, WorkingOrder
+    from tradingbot.execution.accounting import (Wallet, book_fill_nb, book_funding_nb, holding, levels_touched_nb,
+                                                 protective_fill_nb, work_order_nb)
+    from tradingbot.execution.risk import compute_size, valid_order
+    bars = synthetic_bars(400, "1h", seed=0)
+    up = bars.close > bars.close.shift(1)
+    stop = (bars.high - bars.low).rolling(14).mean().bfill() * 2
+    backtest(bars, up, ~up, sl_pct=2.0, fill={"taker_fee_pct": 0.1})
+    backtest(bars, up, ~up, ~up, up, asset="crypto_futures", stop_distance=stop, time_stop_bars=5)
+    backtest(bars, orders=pd.DataFrame({"size": np.where(up, 1.0, -1.0)}, index=bars.index))
+    grid = pd.DataFrame({k: up for k in range(3)})
+    sweep(bars, grid, ~grid, asset="crypto_spot", stop_distance=stop)
+    sweep(bars, grid, ~grid, sl_pct=2.0)
+    bar, wallet = Bar(100.0, 101.0, 99.0, 100.5, 1e6), Wallet(1e3, 1e3)
+    booked = book_fill_nb(holding(), wallet, 1, 1.0, 100.0, 0.1)
+    book_funding_nb(booked.holding, booked.wallet, 0.1)
+    work_order_nb(WorkingOrder(1, 0, 1.0), False, 0.0, 1e3, 1e3, bar, 1, FillParams())
+    levels_touched_nb(1, 99.0, np.nan, 102.0, bar.high, bar.low)
+    protective_fill_nb(1, 1.0, 99.0, np.nan, 102.0, 0, 0.0, bar, FillParams())
+    compute_size(2_000.0, 1.0, 0.5, 2.0, 100.0, 0.01, 5.0)
+    valid_order(2_000.0, 100.0, 2.0, "crypto_spot")
+
+
+# %%
+warm_up()  # a second call only loads what the first compiled

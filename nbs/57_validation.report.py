@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from tradingbot.config import ConfigError, load_config
-from tradingbot.fileio import atomic_write_text
+from tradingbot.fileio import atomic_write_text, to_jsonable
 from tradingbot.jsonlog import log_event
 from tradingbot.paths import repo_root, workspace_path
 
@@ -206,7 +206,8 @@ with tempfile.TemporaryDirectory() as d:
 def save_result(result: dict, path: str | Path) -> Path:
     "Write a report's result record atomically as JSON."
     path = Path(path)
-    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    text = json.dumps(to_jsonable(result, fallback=str), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_text(path, text + "\n")
     return path
 
 

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from tradingbot.config import get_key
+from tradingbot.config import ConfigError, get_key
 from tradingbot.indicators import apply_indicators, warmup_bars
 
 # %%
@@ -291,8 +291,9 @@ def _lookback(features: pd.DataFrame, spec: list[dict]) -> int:
 # ## Registering a strategy
 # `@register_strategy("id")` makes a class known by its id to `validate_strategy`, `runners/report.py`,
 # the engine and `config/strategies.json`; `make_strategy(id)` builds it with the parameters that file
-# gives it. A `strategies.json` entry of `"kind": "python"` names its class as `"package.module:Class"`,
-# so a strategy written in a user's own package trades without touching this one.
+# gives it. A `strategies.json` entry of `"kind": "python"` names its class as
+# `"class_path": "package.module:Class"`, so a strategy written in a user's own package validates, reports
+# and trades without touching this one.
 
 # %%
 #| export
@@ -316,16 +317,15 @@ def register_strategy(strategy_id: str,  # the id validation, reports, the engin
 
 
 def _import_class(path: str, strategy_id: str) -> type[Strategy]:
-    "The class a `package.module:Class` path names."
+    "The class a `package.module:Class` path names; a ConfigError saying what is wrong otherwise."
+    key = f"strategies.{strategy_id}.class_path"
     module, _, name = path.partition(":")
-    if not module or not name:
-        raise ValueError(f"strategies.json: {strategy_id}.class must be 'package.module:Class', got {path!r}")
     try:
         cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"strategies.json: {strategy_id}.class {path!r} cannot be imported: {exc}") from None
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError("strategies.json", key, f"{path!r} cannot be imported: {exc}") from None
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise ValueError(f"strategies.json: {strategy_id}.class {path!r} is not a Strategy subclass")
+        raise ConfigError("strategies.json", key, f"{path!r} is not a Strategy subclass")
     return cls
 
 
@@ -335,7 +335,7 @@ def strategy_class(strategy_id: str,  # a registered id or an id of strategies.j
     import tradingbot.strategies.rules  # noqa: F401 - registers the canonical rule strategies
     spec = get_key(f"strategies.strategies.{strategy_id}") or {}
     if spec.get("kind") == "python":
-        cls = _import_class(str(spec.get("class", "")), strategy_id)
+        cls = _import_class(str(spec.get("class_path", "")), strategy_id)
         return register_strategy(strategy_id)(cls) if STRATEGIES.get(strategy_id) is None else STRATEGIES[strategy_id]
     if strategy_id in STRATEGIES:
         return STRATEGIES[strategy_id]

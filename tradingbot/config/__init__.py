@@ -11,7 +11,4 @@ from .access import *  # noqa: F403
 from .loading import *  # noqa: F403
 from .models import *  # noqa: F403
 
-# transitional: the lead removes these re-exports once his notebooks import them from tradingbot.fileio
-from tradingbot.fileio import atomic_write, atomic_write_text, fsync_dir  # noqa: E402
-
-__all__ = [*models.__all__, *loading.__all__, *access.__all__, "atomic_write", "atomic_write_text", "fsync_dir"]
+__all__ = [*models.__all__, *loading.__all__, *access.__all__]

@@ -8,6 +8,7 @@ Docs: https://tradingbot.github.io/tradingbot/config.models.html.md"""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -250,7 +251,8 @@ class AssetsConfig(Strict):
 # %% ../../nbs/00_config.models.ipynb #544442ed
 class StrategyConfig(Strict):
     "One strategy in strategies.json."
-    kind: Literal["rule", "ml", "rl"] = "rule"
+    kind: Literal["rule", "ml", "rl", "python"] = "rule"  # python: a class of your own, named by class_path
+    class_path: str | None = None  # with kind 'python': 'package.module:Class' (a Strategy subclass)
     description: str = ""
     assets: list[AssetName] = []
     params: dict[str, float | int | str | bool] = {}
@@ -262,6 +264,10 @@ class StrategyConfig(Strict):
         for i, entry in enumerate(self.indicators):
             if not isinstance(entry.get("name"), str):
                 raise ValueError(f"indicators[{i}] needs a string 'name'")
+        if (self.kind == "python") != (self.class_path is not None):
+            raise ValueError("kind 'python' needs class_path 'package.module:Class' (and only it has one)")
+        if self.class_path is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", self.class_path):
+            raise ValueError(f"class_path must read 'package.module:Class', got {self.class_path!r}")
         return self
 
 

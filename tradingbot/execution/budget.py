@@ -14,7 +14,8 @@ from pathlib import Path
 
 from fastcore.basics import patch
 
-from ..config import ASSETS, atomic_write_text, get_key
+from ..config import ASSETS, get_key
+from ..fileio import atomic_write_text
 
 # %% auto #0
 __all__ = ['Bucket', 'Budget']

@@ -23,26 +23,10 @@ from .enums import Info, OrderType, Reason, Side
 from .fills import FillConfig, funding_rates, volatility
 from .model import (Fill, Order, OrderCancelled, OrderRejected, client_order_id,
                                         event_from_dict)
+from ..fileio import json_float, to_jsonable
 
 # %% auto #0
 __all__ = ['INFO_NOTHING_TO_CLOSE', 'KEEP_FINISHED', 'SimulatedClient']
-
-# %% ../../nbs/81_execution.simulated.ipynb #1cefecf2
-def _enc(x: float) -> float | str | None:
-    "A float as JSON can hold it: NaN -> None, ±inf -> '±inf'."
-    x = float(x)
-    if x != x:
-        return None
-    if math.isinf(x):
-        return "inf" if x > 0 else "-inf"
-    return x
-
-
-def _dec(x) -> float:
-    "The float `_enc` encoded."
-    if x is None:
-        return math.nan
-    return float(x)  # float('inf') parses the strings
 
 # %% ../../nbs/81_execution.simulated.ipynb #02eff27c
 _FLOATS = ("qty", "notional", "limit", "stop")
@@ -71,11 +55,11 @@ class _Working:
 
     def to_dict(self) -> dict:
         d = {k: getattr(self, k) for k in ("side", "type", "tif", "post_only", "arrive_bar", "triggered", "seen")}
-        return d | {k: _enc(getattr(self, k)) for k in _FLOATS} | {"order": self.order.to_dict()}
+        return d | {k: to_jsonable(getattr(self, k)) for k in _FLOATS} | {"order": self.order.to_dict()}
 
     @classmethod
     def from_dict(cls, d: dict) -> _Working:
-        floats = {k: _dec(d[k]) for k in _FLOATS}
+        floats = {k: json_float(d[k]) for k in _FLOATS}
         rest = {k: v for k, v in d.items() if k not in _FLOATS and k != "order"}
         return cls(order=Order.from_dict(d["order"]), **floats, **rest)
 
@@ -83,12 +67,12 @@ class _Working:
 def _bar_to_dict(bar: BarEvent) -> dict:
     return {"symbol": bar.symbol, "timeframe": bar.timeframe, "ts": bar.ts.isoformat(),
             "close_time": bar.close_time.isoformat(), "seq": bar.seq,
-            **{k: _enc(getattr(bar, k)) for k in ("open", "high", "low", "close", "volume")}}
+            **{k: to_jsonable(getattr(bar, k)) for k in ("open", "high", "low", "close", "volume")}}
 
 
 def _bar_from_dict(d: dict) -> BarEvent:
     return BarEvent(d["symbol"], d["timeframe"], pd.Timestamp(d["ts"]), pd.Timestamp(d["close_time"]),
-                    *(_dec(d[k]) for k in ("open", "high", "low", "close", "volume")), d["seq"])
+                    *(json_float(d[k]) for k in ("open", "high", "low", "close", "volume")), d["seq"])
 
 
 _BOOK_FLOATS = ("sl", "tp", "fresh_price")
@@ -115,17 +99,17 @@ class _Book:
 
     def to_dict(self) -> dict:
         return {"i": self.i, "fresh": self.fresh, "bar": _bar_to_dict(self.bar) if self.bar is not None else None,
-                "h": {k: (v if k == "dir" else _enc(v)) for k, v in self.h._asdict().items()},
-                **{k: _enc(getattr(self, k)) for k in _BOOK_FLOATS},
+                "h": {k: (v if k == "dir" else to_jsonable(v)) for k, v in self.h._asdict().items()},
+                **{k: to_jsonable(getattr(self, k)) for k in _BOOK_FLOATS},
                 "orders": [w.to_dict() for w in self.orders],
-                "hist": None if self.hist is None else {k: [_enc(x) for x in v] for k, v in self.hist.items()}}
+                "hist": None if self.hist is None else {k: [to_jsonable(x) for x in v] for k, v in self.hist.items()}}
 
     @classmethod
     def from_dict(cls, d: dict) -> _Book:
         return cls(i=d["i"], fresh=d["fresh"], bar=_bar_from_dict(d["bar"]) if d["bar"] is not None else None,
-                   h=holding(**{k: (v if k == "dir" else _dec(v)) for k, v in d["h"].items()}),
-                   **{k: _dec(d[k]) for k in _BOOK_FLOATS}, orders=[_Working.from_dict(w) for w in d["orders"]],
-                   hist=None if d["hist"] is None else {k: [_dec(x) for x in v] for k, v in d["hist"].items()})
+                   h=holding(**{k: (v if k == "dir" else json_float(v)) for k, v in d["h"].items()}),
+                   **{k: json_float(d[k]) for k in _BOOK_FLOATS}, orders=[_Working.from_dict(w) for w in d["orders"]],
+                   hist=None if d["hist"] is None else {k: [json_float(x) for x in v] for k, v in d["hist"].items()})
 
 # %% ../../nbs/81_execution.simulated.ipynb #f0cded9b
 _ORDER_STATUS = {STATUS.OPEN: "partially_filled", STATUS.FILLED: "filled", STATUS.CANCELLED: "cancelled",
@@ -376,10 +360,10 @@ class SimulatedClient(ExecutionClient):
         self._forget_finished()
         fill = asdict(self.fill)
         series = isinstance(fill["funding_rate"], pd.Series)
-        fill = {k: (_enc(v) if isinstance(v, float) else v) for k, v in fill.items()} | (
+        fill = {k: (to_jsonable(v) if isinstance(v, float) else v) for k, v in fill.items()} | (
             {"funding_rate": None} if series else {})
         return {"version": 2, "asset": self.asset, "shorting": self.capabilities.shorting, "fill": fill,
-                "funding_series": series, "cash": _enc(self._wallet.cash), "free": _enc(self._wallet.free),
+                "funding_series": series, "cash": to_jsonable(self._wallet.cash), "free": to_jsonable(self._wallet.free),
                 "status": dict(self._status), "n_fills": dict(self._n_fills),
                 "events": [_event_to_dict(e) for e in self._events],
                 "books": {s: b.to_dict() for s, b in self._books.items()}}
@@ -395,9 +379,9 @@ class SimulatedClient(ExecutionClient):
             if snap["funding_series"]:
                 raise ValueError("the snapshot's funding rates were a Series: pass fill= to restore")
             saved = snap["fill"]
-            fill = FillConfig(**{k: (_dec(v) if k in ("participation",) else v) for k, v in saved.items()})
+            fill = FillConfig(**{k: (json_float(v) if k in ("participation",) else v) for k, v in saved.items()})
         client = cls(snap["asset"], fill, shorting=snap["shorting"])
-        client._wallet = Wallet(_dec(snap["cash"]), _dec(snap["free"]))
+        client._wallet = Wallet(json_float(snap["cash"]), json_float(snap["free"]))
         client._status, client._n_fills = dict(snap["status"]), dict(snap["n_fills"])
         client._events = [_event_from_dict(e) for e in snap["events"]]
         client._books = {s: _Book.from_dict(b) for s, b in snap["books"].items()}

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from ..config import get_key
+from ..config import ConfigError, get_key
 from ..indicators import apply_indicators, warmup_bars
 
 # %% auto #0
@@ -260,16 +260,15 @@ def register_strategy(strategy_id: str,  # the id validation, reports, the engin
 
 
 def _import_class(path: str, strategy_id: str) -> type[Strategy]:
-    "The class a `package.module:Class` path names."
+    "The class a `package.module:Class` path names; a ConfigError saying what is wrong otherwise."
+    key = f"strategies.{strategy_id}.class_path"
     module, _, name = path.partition(":")
-    if not module or not name:
-        raise ValueError(f"strategies.json: {strategy_id}.class must be 'package.module:Class', got {path!r}")
     try:
         cls = getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
-        raise ValueError(f"strategies.json: {strategy_id}.class {path!r} cannot be imported: {exc}") from None
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError("strategies.json", key, f"{path!r} cannot be imported: {exc}") from None
     if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-        raise ValueError(f"strategies.json: {strategy_id}.class {path!r} is not a Strategy subclass")
+        raise ConfigError("strategies.json", key, f"{path!r} is not a Strategy subclass")
     return cls
 
 
@@ -279,7 +278,7 @@ def strategy_class(strategy_id: str,  # a registered id or an id of strategies.j
     import tradingbot.strategies.rules  # noqa: F401 - registers the canonical rule strategies
     spec = get_key(f"strategies.strategies.{strategy_id}") or {}
     if spec.get("kind") == "python":
-        cls = _import_class(str(spec.get("class", "")), strategy_id)
+        cls = _import_class(str(spec.get("class_path", "")), strategy_id)
         return register_strategy(strategy_id)(cls) if STRATEGIES.get(strategy_id) is None else STRATEGIES[strategy_id]
     if strategy_id in STRATEGIES:
         return STRATEGIES[strategy_id]

@@ -28,7 +28,7 @@ from ._backtest_nb import (FILL_DT, ORDER_DT, STAT_FIELDS, TRADE_DT, Market, Ord
 from .metrics import periods_per_year, summary
 
 # %% auto #0
-__all__ = ['PRICES', 'ASSET_CALENDARS', 'bar_length', 'calendar_of', 'BacktestResult', 'backtest', 'sweep']
+__all__ = ['PRICES', 'ASSET_CALENDARS', 'bar_length', 'calendar_of', 'BacktestResult', 'backtest', 'sweep', 'warm_up']
 
 # %% ../../nbs/50_validation.backtest.ipynb #7b17d1ab
 def _symbols(bars: pd.DataFrame | Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
@@ -568,3 +568,29 @@ def sweep(bars: pd.DataFrame,  # one symbol's bars
                          _stops(len(columns), sl_pct, tp_pct, trail_pct, time_stop_bars,
                                 *(dist if dist is not None else (None, None))), cfg, setup.fill.params())
     return pd.DataFrame([_stats(r, setup.init_cash) for r in raw], index=columns)
+
+# %% ../../nbs/50_validation.backtest.ipynb #66236bd6
+def warm_up() -> None:
+    "Compile (or load from numba's cache) every kernel of a backtest, a sweep and the paper venue."
+    from tradingbot.data.synthetic import synthetic_bars
+    from tradingbot.execution._nb import Bar, FillParams, WorkingOrder
+    from tradingbot.execution.accounting import (Wallet, book_fill_nb, book_funding_nb, holding, levels_touched_nb,
+                                                 protective_fill_nb, work_order_nb)
+    from tradingbot.execution.risk import compute_size, valid_order
+    bars = synthetic_bars(400, "1h", seed=0)
+    up = bars.close > bars.close.shift(1)
+    stop = (bars.high - bars.low).rolling(14).mean().bfill() * 2
+    backtest(bars, up, ~up, sl_pct=2.0, fill={"taker_fee_pct": 0.1})
+    backtest(bars, up, ~up, ~up, up, asset="crypto_futures", stop_distance=stop, time_stop_bars=5)
+    backtest(bars, orders=pd.DataFrame({"size": np.where(up, 1.0, -1.0)}, index=bars.index))
+    grid = pd.DataFrame({k: up for k in range(3)})
+    sweep(bars, grid, ~grid, asset="crypto_spot", stop_distance=stop)
+    sweep(bars, grid, ~grid, sl_pct=2.0)
+    bar, wallet = Bar(100.0, 101.0, 99.0, 100.5, 1e6), Wallet(1e3, 1e3)
+    booked = book_fill_nb(holding(), wallet, 1, 1.0, 100.0, 0.1)
+    book_funding_nb(booked.holding, booked.wallet, 0.1)
+    work_order_nb(WorkingOrder(1, 0, 1.0), False, 0.0, 1e3, 1e3, bar, 1, FillParams())
+    levels_touched_nb(1, 99.0, np.nan, 102.0, bar.high, bar.low)
+    protective_fill_nb(1, 1.0, 99.0, np.nan, 102.0, 0, 0.0, bar, FillParams())
+    compute_size(2_000.0, 1.0, 0.5, 2.0, 100.0, 0.01, 5.0)
+    valid_order(2_000.0, 100.0, 2.0, "crypto_spot")

@@ -18,6 +18,7 @@ from ..config import get_key
 from ..data.samples import SAMPLES, load_sample
 from ..data.store import load_local
 from ..execution.fills import FillConfig
+from ..fileio import to_jsonable
 from ..labeling import tag_regimes
 from ..strategies.base import Strategy, make_strategy
 from .backtest import ASSET_CALENDARS, BacktestResult, calendar_of
@@ -191,26 +192,13 @@ class Validation:
         return {"strategy": self.strategy, "params": self.params, "params_hash": params_hash(self.params),
                 "asset": self.asset, "sizing": self.sizing, "data": self.data,
                 "data_start": index[0].isoformat(), "data_end": index[-1].isoformat(), "seed": self.seed,
-                "costs": _plain(self.costs), "data_hash": self.data_hash, "commit": self.commit,
-                "periods": self.periods, "metrics": _plain(self.metrics), "n_trials": len(self.grid),
-                "deflated_sharpe": _plain(self.deflated_sharpe), "pbo": _plain(self.pbo.pbo),
-                "walk_forward": _plain(wf.to_dict(orient="records")), "gates": self.gates,
+                "costs": to_jsonable(self.costs), "data_hash": self.data_hash, "commit": self.commit,
+                "periods": self.periods, "metrics": to_jsonable(self.metrics), "n_trials": len(self.grid),
+                "deflated_sharpe": to_jsonable(self.deflated_sharpe), "pbo": to_jsonable(self.pbo.pbo),
+                "walk_forward": to_jsonable(wf.to_dict(orient="records")), "gates": self.gates,
                 "verdict": self.verdict.to_dict() if self.verdict else None}
 
 
-def _plain(x):
-    "JSON-able: NaN -> None, numpy scalars -> Python, timestamps -> ISO strings."
-    if isinstance(x, dict):
-        return {k: _plain(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_plain(v) for v in x]
-    if isinstance(x, pd.Timestamp):
-        return x.isoformat()
-    if isinstance(x, (np.floating, float)):
-        return float(x) if np.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    return x
 
 # %% ../../nbs/58_validation.pipeline.ipynb #bc6885d6
 def validate_strategy(strategy: Strategy | str,  # a Strategy instance, or a registered / strategies.json id

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import ConfigError, load_config
-from ..fileio import atomic_write_text
+from ..fileio import atomic_write_text, to_jsonable
 from ..jsonlog import log_event
 from ..paths import repo_root, workspace_path
 
@@ -130,7 +130,8 @@ def plan_run(kind: str, strategy: str, reports_root: Path | None = None, logs_ro
 def save_result(result: dict, path: str | Path) -> Path:
     "Write a report's result record atomically as JSON."
     path = Path(path)
-    atomic_write_text(path, json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+    text = json.dumps(to_jsonable(result, fallback=str), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_text(path, text + "\n")
     return path
 
 
