@@ -64,7 +64,6 @@ class Safety(Strict):
     MAX_STOP_LOSS_PCT: Pct = Field(15.0, gt=0, le=15)
     KILL_SWITCH_ENABLED: bool = True
     CONSECUTIVE_LOSS_KILL: int = Field(3, ge=1, le=100)
-    RESTORE_LIVE_AS_CLOSE_ONLY: bool = True  # an asset live before a restart comes back close-only
     CONFIRMATION_TOKEN_TTL_S: int = Field(120, ge=10, le=3600)
 
 
@@ -99,6 +98,7 @@ class Validation(Strict):
     walk_forward_splits: int = Field(5, ge=2)
     embargo_pct: float = Field(0.01, ge=0, lt=0.5)
     seed: int = 42
+    max_record_age_days: int = Field(30, ge=1)  # a validation (and the data it ran on) older than this allows no live
 
 
 # %% [markdown]

@@ -239,11 +239,14 @@ def client_order_id(strategy_id: str,  # strategy id
                     symbol: str,  # venue symbol
                     decision_ts: datetime | str,  # close time of the bar the decision was made on (tz-aware)
                     sequence: int = 0,  # n-th order of this decision (>= 0)
+                    mode: str = "paper",  # the book it is for: paper and live orders of one decision differ
                     ) -> str:
     "Deterministic, venue-safe client order id (<= 36 chars of [A-Za-z0-9_-])."
     if isinstance(sequence, bool) or not isinstance(sequence, int) or sequence < 0:
         raise ValueError(f"sequence must be an int >= 0, got {sequence!r}")
-    key = json.dumps([strategy_id, symbol, utc(decision_ts).isoformat(), sequence])
+    _one_of("mode", mode, MODES)
+    parts = [strategy_id, symbol, utc(decision_ts).isoformat(), sequence] + ([mode] if mode != "paper" else [])
+    key = json.dumps(parts)
     digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
     return f"{_slug(strategy_id)}-{_slug(symbol)}-{digest}"
 
@@ -259,6 +262,7 @@ cid = client_order_id("rsi2_long", "BTCUSDT", "2024-03-01T08:00:00Z", 0)
 test_eq(cid, client_order_id("rsi2_long", "BTCUSDT", "2024-03-01T10:00:00+02:00", 0))  # same instant
 test_eq(cid.startswith("rsi2long-BTCUSDT-"), True)
 test_eq(cid == client_order_id("rsi2_long", "BTCUSDT", "2024-03-01T08:00:00Z", 1), False)
+test_eq(cid == client_order_id("rsi2_long", "BTCUSDT", "2024-03-01T08:00:00Z", 0, mode="live"), False)  # its own id
 check_client_order_id(cid)
 test_fail(lambda: client_order_id("s", "X", "2024-03-01T08:00:00Z", -1), contains="sequence must be an int >= 0")
 test_fail(lambda: check_client_order_id("a" * 37), contains="must be 1-36 characters")
@@ -298,6 +302,7 @@ class Order(Record):
     created_at: datetime | str = field(default_factory=utc_now)
     broker_order_id: str | None = None  # the venue's id, once known
     reduce_only: bool = False  # may only shrink or close a position (exits, close-only mode)
+    mode: str = "paper"  # the book it trades for: paper, or live (a real venue)
     _TIMES = ("created_at",)
     _NESTED = {"intent": OrderIntent}
 
@@ -311,6 +316,7 @@ class Order(Record):
         _positive("stop_price", self.stop_price, optional=self.order_type not in ("stop", "stop_limit"))
         if not isinstance(self.reduce_only, bool):
             raise ValueError(f"reduce_only must be True or False, got {self.reduce_only!r}")
+        _one_of("mode", self.mode, MODES)
         self._normalise()
 
     @property

@@ -11,7 +11,9 @@
 # the asset's allocation; realised P&L is added to it, so paper profits compound and losses shrink it.
 # An order reserves its notional under its `client_order_id` until it fills or is cancelled, and
 # `release` frees exactly that reservation: two orders in flight never spend the same dollars, and a
-# release of an unknown id changes nothing. The router asks `can_afford` after risk and before exposure.
+# release of an unknown id changes nothing. Open positions count too: the router passes the notional the
+# asset already holds, so a bucket of $300 cannot carry two positions of $250 each however their orders
+# were spaced. The router asks `can_afford` after risk and before exposure.
 
 # %%
 #| export
@@ -21,8 +23,6 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from fastcore.basics import patch
 
 from tradingbot.config import ASSETS, get_key
 from tradingbot.fileio import atomic_write_text
@@ -64,9 +64,10 @@ def _amount(name: str, value: float, allow_negative: bool = False) -> float:
 
 
 class Budget:
-    "Per-asset buckets: affordability, reservations, P&L compounding, JSON state."
+    "Per-asset buckets: affordability (open positions and reservations), reservations, P&L compounding, JSON state."
 
-    def __init__(self, buckets: dict[str, Bucket]):
+    def __init__(self, buckets: dict[str, Bucket],  # asset -> its bucket
+                 ):
         self.buckets = buckets
 
     @classmethod
@@ -75,65 +76,113 @@ class Budget:
         alloc = {a: float(get_key(f"assets.{a}.allocation_usd")) for a in ASSETS if get_key(f"assets.{a}.enabled")}
         return cls({a: Bucket(v, v) for a, v in alloc.items()})
 
-    def bucket(self, asset: str) -> Bucket:
+    def bucket(self, asset: str,  # an asset with a bucket
+               ) -> Bucket:
         "The bucket of `asset`, or a ValueError listing the known ones."
         if asset not in self.buckets:
             raise ValueError(f"no budget for asset {asset!r}; known: {', '.join(self.buckets) or 'none'}")
         return self.buckets[asset]
 
-    def can_afford(self, asset: str, notional: float, leverage: float = 1.0) -> tuple[bool, str]:
-        "Whether `asset`'s bucket covers the margin of `notional` (notional / leverage)."
-        b, margin = self.bucket(asset), _amount("notional", notional) / _amount("leverage", leverage)
-        if margin > b.available + 1e-9:
-            return False, (f"budget {asset}: needs {margin:.2f} USD, {b.available:.2f} USD available "
-                           f"(balance {b.balance:.2f}, reserved {sum(b.reserved.values()):.2f})")
+    def can_afford(self, asset: str,  # the asset
+                   notional: float,  # the new order's notional in USD
+                   leverage: float = 1.0,  # its leverage: the margin is notional / leverage
+                   open_notional: float = 0.0,  # what the asset's open positions hold (their margin counts too)
+                   ) -> tuple[bool, str]:
+        "Whether `asset`'s bucket covers the margin of `notional` besides its open positions and reservations."
+        b, lev = self.bucket(asset), _amount("leverage", leverage)
+        margin, held = _amount("notional", notional) / lev, _amount("open_notional", open_notional) / lev
+        free = b.available - held
+        if margin > free + 1e-9:
+            return False, (f"budget {asset}: needs {margin:.2f} USD, {free:.2f} USD available "
+                           f"(balance {b.balance:.2f}, reserved {sum(b.reserved.values()):.2f}, "
+                           f"open positions {held:.2f})")
         return True, ""
 
+    def reserve(self, asset: str,  # the asset
+                notional: float,  # the order's notional in USD
+                client_order_id: str,  # the order's id
+                leverage: float = 1.0,  # its leverage
+                open_notional: float = 0.0,  # what the asset's open positions hold
+                ) -> float:  # the margin reserved
+        "Set aside the margin of an order under its id; raise ValueError if the bucket cannot cover it."
+        b = self.bucket(asset)
+        if client_order_id in b.reserved:
+            return b.reserved[client_order_id]
+        ok, reason = self.can_afford(asset, notional, leverage, open_notional)
+        if not ok:
+            raise ValueError(reason)
+        b.reserved[client_order_id] = notional / leverage
+        return b.reserved[client_order_id]
+
+    def release(self, asset: str,  # the asset
+                client_order_id: str,  # the order whose reservation to free
+                ) -> float:  # the amount freed (0 for an unknown id)
+        "Free an order's reservation (filled or cancelled); return the amount freed."
+        return self.bucket(asset).reserved.pop(client_order_id, 0.0)
+
+    def apply_pnl(self, asset: str,  # the asset
+                  pnl: float,  # realised P&L after fees (or a top-up)
+                  ) -> float:  # the new balance
+        "Add realised P&L (after fees) to the bucket, so results compound; return the new balance."
+        b = self.bucket(asset)
+        b.balance += _amount("pnl", pnl, allow_negative=True)
+        return b.balance
+
+    def to_dict(self) -> dict:
+        "JSON-able state of every bucket."
+        return {a: {"allocation": b.allocation, "balance": b.balance, "reserved": dict(b.reserved)}
+                for a, b in self.buckets.items()}
+
+    @classmethod
+    def from_dict(cls, state: dict,  # `to_dict` output
+                  ) -> Budget:
+        "Rebuild a Budget from `to_dict` output; a ValueError names a malformed bucket."
+        buckets = {}
+        for asset, b in state.items():
+            try:
+                buckets[asset] = Bucket(_amount("allocation", b["allocation"]), _amount("balance", b["balance"], True),
+                                        {str(k): _amount("reserved", v) for k, v in b.get("reserved", {}).items()})
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(f"budget state for {asset!r} is malformed: {exc}") from None
+        return cls(buckets)
+
+    def save(self, path: str | Path,  # the file to write
+             ) -> Path:
+        "Write the state to `path` atomically."
+        atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path,  # a file written by `save`
+             ) -> Budget:
+        "Read a state file written by `save`."
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{path}: malformed budget state ({exc.msg}, line {exc.lineno})") from None
+
+
+# %% [markdown]
+# Affordability counts what is open: with $300 allocated, a $250 position leaves $50 for the next one.
 
 # %%
 bud = Budget({"crypto_spot": Bucket(1000.0, 1000.0), "forex": Bucket(500.0, 500.0)})
 test_eq(bud.can_afford("crypto_spot", 900), (True, ""))
 test_eq(bud.can_afford("forex", 600),
-        (False, "budget forex: needs 600.00 USD, 500.00 USD available (balance 500.00, reserved 0.00)"))
+        (False, "budget forex: needs 600.00 USD, 500.00 USD available (balance 500.00, reserved 0.00, "
+                "open positions 0.00)"))
 test_eq(bud.can_afford("forex", 600, leverage=2), (True, ""))
 test_fail(lambda: bud.can_afford("options", 10), contains="no budget for asset 'options'; known: crypto_spot, forex")
 test_fail(lambda: bud.can_afford("forex", float("nan")), contains="notional must be a finite non-negative number")
 test_eq(set(Budget.from_config().buckets) >= {"crypto_spot", "forex"}, True)
-
+small = Budget({"crypto_spot": Bucket(300.0, 300.0)})
+test_eq(small.can_afford("crypto_spot", 250.0, open_notional=263.0)[0], False)  # $263 already open
+test_eq(small.can_afford("crypto_spot", 30.0, open_notional=263.0), (True, ""))
 
 # %% [markdown]
 # ## Reserving and releasing
 # `reserve` refuses what the bucket cannot cover and is idempotent per order id (a retried call does not
-# reserve twice); `release` returns the amount it freed (0 for an unknown id).
-
-# %%
-#| export
-@patch
-def reserve(self: Budget, asset: str, notional: float, client_order_id: str, leverage: float = 1.0) -> float:
-    "Set aside the margin of an order under its id; raise ValueError if the bucket cannot cover it."
-    b = self.bucket(asset)
-    if client_order_id in b.reserved:
-        return b.reserved[client_order_id]
-    ok, reason = self.can_afford(asset, notional, leverage)
-    if not ok:
-        raise ValueError(reason)
-    b.reserved[client_order_id] = notional / leverage
-    return b.reserved[client_order_id]
-
-
-@patch
-def release(self: Budget, asset: str, client_order_id: str) -> float:
-    "Free an order's reservation (filled or cancelled); return the amount freed."
-    return self.bucket(asset).reserved.pop(client_order_id, 0.0)
-
-
-@patch
-def apply_pnl(self: Budget, asset: str, pnl: float) -> float:
-    "Add realised P&L (after fees) to the bucket, so results compound; return the new balance."
-    b = self.bucket(asset)
-    b.balance += _amount("pnl", pnl, allow_negative=True)
-    return b.balance
-
+# reserve twice); `release` returns the amount it freed (0 for an unknown id); `apply_pnl` compounds.
 
 # %%
 bud = Budget({"crypto_spot": Bucket(1000.0, 1000.0)})
@@ -146,49 +195,10 @@ test_eq(bud.apply_pnl("crypto_spot", 100.0), 1100.0)
 test_eq(bud.apply_pnl("crypto_spot", -50.0), 1050.0)  # compounding: the next trade sizes off 1050
 test_eq(bud.can_afford("crypto_spot", 1060)[0], False)
 
-
 # %% [markdown]
 # ## State
 # `to_dict` / `from_dict` round-trip the buckets as plain JSON; `save` writes them atomically (a reader
 # sees the old file or the new one) and `load` reports a damaged file by name.
-
-# %%
-#| export
-@patch
-def to_dict(self: Budget) -> dict:
-    "JSON-able state of every bucket."
-    return {a: {"allocation": b.allocation, "balance": b.balance, "reserved": dict(b.reserved)}
-            for a, b in self.buckets.items()}
-
-
-@patch(cls_method=True)
-def from_dict(cls: Budget, state: dict) -> Budget:
-    "Rebuild a Budget from `to_dict` output; a ValueError names a malformed bucket."
-    buckets = {}
-    for asset, b in state.items():
-        try:
-            buckets[asset] = Bucket(_amount("allocation", b["allocation"]), _amount("balance", b["balance"], True),
-                                    {str(k): _amount("reserved", v) for k, v in b.get("reserved", {}).items()})
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"budget state for {asset!r} is malformed: {exc}") from None
-    return cls(buckets)
-
-
-@patch
-def save(self: Budget, path: str | Path) -> Path:
-    "Write the state to `path` atomically."
-    atomic_write_text(Path(path), json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
-    return Path(path)
-
-
-@patch(cls_method=True)
-def load(cls: Budget, path: str | Path) -> Budget:
-    "Read a state file written by `save`."
-    try:
-        return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: malformed budget state ({exc.msg}, line {exc.lineno})") from None
-
 
 # %%
 bud = Budget({"crypto_spot": Bucket(1000.0, 1000.0)})

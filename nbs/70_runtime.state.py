@@ -20,7 +20,8 @@
 # - **never silently lost**: a file that does not parse or validate is moved aside as
 #   `runtime.json.corrupt-<ts>`, never overwritten;
 # - **never live by surprise**: a missing or quarantined file gives the default state (every asset paper),
-#   and an asset that was live comes back close-only unless `SAFETY.RESTORE_LIVE_AS_CLOSE_ONLY` is false.
+#   and an asset that was live comes back close-only, always: only a fresh preview and confirmation
+#   (`Controller.enable_live`) lets it open positions again.
 
 # %%
 #| export
@@ -178,7 +179,6 @@ def restore_live_as_close_only(state: RuntimeState) -> list[str]:
 #| export
 def load_state(path: str | Path | None = None,  # default state_path()
                on_corrupt: Literal["raise", "default"] = "raise",  # after quarantining a bad file
-               restore_close_only: bool | None = None,  # default config SAFETY.RESTORE_LIVE_AS_CLOSE_ONLY
                ) -> RuntimeState:
     "Load runtime.json: missing -> default; corrupt -> quarantined, then raise or default; live -> close-only."
     path = Path(path or state_path())
@@ -192,9 +192,7 @@ def load_state(path: str | Path | None = None,  # default state_path()
         if on_corrupt == "raise":
             raise StateError(f"{exc}; the file was moved to {aside.name}; the next load starts every asset in paper") from None
         return RuntimeState.default()
-    if restore_close_only is None:
-        restore_close_only = get_key("SAFETY.RESTORE_LIVE_AS_CLOSE_ONLY", True)
-    if restore_close_only and (changed := restore_live_as_close_only(state)):
+    if changed := restore_live_as_close_only(state):  # no configuration boots an asset able to open live positions
         log_event("live_restored_close_only", assets=changed)
     return state
 
@@ -233,8 +231,8 @@ with tempfile.TemporaryDirectory() as d:
     test_eq(p.exists(), False)
 
 # %% [markdown]
-# An asset that was live comes back close-only (still live, so its protective orders stay managed), unless
-# the config says otherwise:
+# An asset that was live comes back close-only (still live, so its positions and protective orders stay
+# managed) — always; there is no setting that boots it able to open:
 
 # %%
 with tempfile.TemporaryDirectory() as d:
@@ -245,4 +243,3 @@ with tempfile.TemporaryDirectory() as d:
     got = load_state(p)
     test_eq((got.assets["crypto_spot"].live_enabled, got.assets["crypto_spot"].close_only), (True, True))
     test_eq(got.assets["forex"].close_only, False)
-    test_eq(load_state(p, restore_close_only=False).assets["crypto_spot"].close_only, False)

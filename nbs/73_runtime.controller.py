@@ -11,15 +11,17 @@
 # does). It is the only writer of the safety flags of `RuntimeState` (seed 003 §19 and *Mode & Safety
 # Logic*):
 #
-# - **boot**: every asset in paper; if `SAFETY.LIVE_TRADING_ENABLED` is false, an asset found live in
-#   `runtime.json` is switched to paper at `start()`;
+# - **boot**: no configuration boots an asset able to open a live position: assets boot in paper, and one
+#   found live in `runtime.json` comes back live *close-only* until an operator confirms it again;
 # - **live per asset** needs two confirmations — a preview (`GET /diff/{asset}`) that issues a
 #   short-lived, single-use token, and a confirm (`POST /diff/confirm/{asset}`) that presents it — plus
 #   the master switch on, no kill switch on, and a passed latest validation for *every* strategy the
 #   asset trades;
 # - **kill switch** (global or per asset; manual, or automatic after `SAFETY.CONSECUTIVE_LOSS_KILL`
-#   consecutive live losses): no new live position (`can_open` says why); protective orders stay; paper
-#   continues. The flag is in `runtime.json`, so it survives a restart;
+#   consecutive live losses): no new live position (`can_open` says why); protective orders stay; the
+#   paper book keeps trading. The flag is in `runtime.json`, so it survives a restart;
+# - **master switch** `SAFETY.LIVE_TRADING_ENABLED`: off, no asset may be live-opening; turned off while
+#   running, every live asset becomes close-only at once;
 # - **stop**: `keep_open` (no new live; keep SL/TP) or `close_all`; the engine acts on `stop_mode`.
 #
 # Every change mutates the state, saves it atomically, writes an event and, when an audit log is given,
@@ -44,7 +46,7 @@ from tradingbot.execution.model import utc_now
 from tradingbot.jsonlog import log_event
 from tradingbot.runtime.audit import AuditLog
 from tradingbot.runtime.state import AssetState, RuntimeState, save_state, state_path
-from tradingbot.validation.gate import eligible_for_live
+from tradingbot.validation.gate import live_eligibility
 
 # %%
 #| hide
@@ -122,9 +124,21 @@ test_eq(token_hash("abc") == token_hash("abd"), False)
 
 # %% [markdown]
 # ## The controller
-# `_commit` is the one path for a state change (save, event, audit); `_refuse` records a refusal without
-# touching the state. Both go through the same event names the UI and Telegram notifier read.
-# Public methods take a lock: the dashboard and the engine call the controller from different threads.
+# One class, read top-down as the operator meets it:
+#
+# - `_commit` is the one path for a state change (save, event, audit); `_record` records a refusal without
+#   touching the state. Public methods take a lock: the dashboard and the engine call from different threads.
+# - **start and stop**: `start` applies the boot rule to a state that came from disk — an asset that was live
+#   comes back live *close-only* (its positions and protective orders are still managed) until an operator
+#   confirms it again; `load_state` already did that, `start` records it. `stop` only records the operator's
+#   choice; closing positions is the engine's job, and no book opens positions from then on.
+# - **preview and enable**: the two confirmations; `enable_live` runs its checks from the cheapest to the most
+#   expensive, and the first failure is the answer. The gate is asked about *every* strategy the asset trades,
+#   for *this* asset, with today's rules.
+# - **the master switch**, read each time: turning `SAFETY.LIVE_TRADING_ENABLED` off while the bot runs makes
+#   every live asset close-only at once (`enforce_master_switch`, which the engine calls every bar), audited.
+# - **kill switches and close-only** act on the live book; the paper book keeps trading (`can_open(asset,
+#   "paper")` answers only to a stop).
 
 # %%
 #| export
@@ -135,22 +149,34 @@ def _mode(s: AssetState) -> str:
     return "live_close_only" if s.close_only else "live"
 
 
+def _live_allowed() -> bool:
+    "The master switch, read each time: an operator may turn it off while the bot runs."
+    return bool(get_key("SAFETY.LIVE_TRADING_ENABLED", False))
+
+
+def _verdict(answer) -> tuple[bool, str]:
+    "A gate's answer as (ok, reason): gates may answer a bool, or (bool, reason)."
+    return (bool(answer[0]), str(answer[1])) if isinstance(answer, tuple) else (bool(answer), "")
+
+
 class Controller:
-    "Modes, live toggles, kill switches, stop mode and paper recap over one RuntimeState."
+    "Modes, live toggles, kill switches, master switch, stop mode and paper recap over one RuntimeState."
 
     def __init__(self,
                  state: RuntimeState,  # the state to govern (usually `load_state()`)
                  path: str | Path | None = None,  # runtime.json; None: `state_path()`
                  audit: AuditLog | None = None,  # hash-chained audit log, if any
-                 gate: Callable[[str], bool] = eligible_for_live,  # strategy id -> latest validation passed
+                 gate: Callable = live_eligibility,  # (strategy id, asset) -> ok, or (ok, reason): passed validation
                  clock: Callable[[], dt.datetime] = utc_now,  # tz-aware UTC now
+                 live_venue: Callable[[str], bool] | None = None,  # asset -> a live venue client exists (None: all)
                  ):
         self.state, self.path, self.audit = state, Path(path or state_path()), audit
-        self.gate, self.clock = gate, clock
+        self.gate, self.clock, self.live_venue = gate, clock, live_venue
         self.stop_mode: str | None = None
         self._pending: dict[str, PendingConfirmation] = {}  # sha256(token) -> confirmation
         self._lock = threading.RLock()
 
+    # -- persistence and records -------------------------------------------------------------------
     def save(self) -> None:
         "Write the state atomically to `self.path`."
         save_state(self.state, self.path)
@@ -176,6 +202,228 @@ class Controller:
         "Each asset's mode: 'paper', 'live' or 'live_close_only'."
         return {a: _mode(s) for a, s in self.state.assets.items()}
 
+    # -- start and stop -------------------------------------------------------------------------------
+    def start(self) -> None:
+        "The boot rule: every asset that was live comes back close-only; record the modes we start in."
+        with self._lock:
+            for asset in self.state.live_assets():
+                s = self.state.assets[asset]
+                if not s.close_only:
+                    s.close_only = True
+                    self._commit("live_restored_close_only", asset=asset,
+                                 reason="boot: confirm again (preview and confirmation) to open live positions")
+            self.stop_mode = None
+            self._commit("runtime_started", modes=self.modes(), global_kill=self.state.global_kill,
+                         killed=[a for a, s in self.state.assets.items() if s.kill],
+                         live_trading_enabled=_live_allowed())
+
+    def stop(self, mode: str = "keep_open",  # 'keep_open' or 'close_all'
+             ) -> str:
+        "Record the stop mode ('keep_open' or 'close_all') for the engine to act on."
+        if mode not in STOP_MODES:
+            raise ValueError(f"stop mode must be one of {', '.join(STOP_MODES)}, got {mode!r}")
+        with self._lock:
+            self.stop_mode = mode
+            self._record("runtime_stopped", mode=mode, modes=self.modes())
+        return mode
+
+    def enforce_master_switch(self) -> list[str]:
+        "With SAFETY.LIVE_TRADING_ENABLED off, make every live asset close-only now; the assets changed."
+        if _live_allowed():
+            return []
+        with self._lock:
+            changed = [a for a in self.state.live_assets() if not self.state.assets[a].close_only]
+            for asset in changed:
+                self.state.assets[asset].close_only = True
+                self._commit("live_close_only", asset=asset, reason="SAFETY.LIVE_TRADING_ENABLED was turned off")
+            return changed
+
+    # -- the two confirmations ------------------------------------------------------------------------
+    def preview(self, asset: str,  # the asset to switch live
+                intents: list[dict] | None = None,  # the would-be live orders (the diff engine builds them)
+                ) -> dict:
+        "Issue a single-use confirmation token for `asset` with the would-be live intents."
+        with self._lock:
+            self._asset(asset)
+            now = self.clock()
+            self._drop_expired(now)
+            token = secrets.token_urlsafe(32)
+            digest = token_hash(token)
+            expires = now + dt.timedelta(seconds=int(get_key("SAFETY.CONFIRMATION_TOKEN_TTL_S", 120)))
+            self._pending[digest] = PendingConfirmation(asset, expires)
+            self._record("live_preview_issued", asset=asset, preview_id=digest[:8], expires_at=expires,
+                         intents=len(intents or []))
+        return {"asset": asset, "token": token, "expires_at": expires.isoformat(), "intents": list(intents or []),
+                "as_of": now.isoformat()}
+
+    def _drop_expired(self, now: dt.datetime) -> None:
+        "Forget tokens past their expiry (they could only be refused)."
+        for digest in [d for d, p in self._pending.items() if p.expired(now)]:
+            del self._pending[digest]
+
+    def _token_problem(self, asset: str, token: str | None) -> str:
+        "Why `token` cannot confirm `asset` ('' when it can)."
+        if not token:
+            return "no confirmation token: preview the live orders first (GET /diff/{asset})"
+        pending = self._pending.get(token_hash(token))
+        if pending is None:
+            return "unknown or already used confirmation token: preview again"
+        if pending.asset != asset:
+            return f"confirmation token was issued for {pending.asset}, not {asset}"
+        if pending.expired(self.clock()):
+            del self._pending[token_hash(token)]
+            return f"stale confirmation token (expired at {pending.expires_at.isoformat()}): preview again"
+        return ""
+
+    def _validation_problem(self, asset: str) -> str:
+        "Why the asset's strategies do not allow live trading ('' when they do)."
+        strategies = get_key(f"assets.{asset}.strategies", []) or []
+        if not strategies:
+            return f"{asset} has no strategies (assets.{asset}.strategies): nothing validated to trade live"
+        answers = {sid: _verdict(self.gate(sid, asset)) for sid in strategies}
+        failed = [sid for sid, (ok, _) in answers.items() if not ok]
+        if not failed:
+            return ""
+        why = "; ".join(f"{sid}: {answers[sid][1]}" for sid in failed if answers[sid][1])
+        return f"no passed latest validation for strategy {', '.join(failed)}" + (f" ({why})" if why else "")
+
+    def _enable_problem(self, asset: str, token: str | None) -> str:
+        "The first reason live trading may not start for `asset` ('' when it may)."
+        if asset not in ASSETS:
+            return f"unknown asset {asset!r}"
+        if self.state.global_kill:
+            return "global kill switch is on"
+        if self._asset(asset).kill:
+            return f"kill switch is on for {asset}"
+        if not _live_allowed():
+            return "SAFETY.LIVE_TRADING_ENABLED is false"
+        if self.live_venue is not None and not self.live_venue(asset):
+            return f"no live venue client for {asset}: the bot cannot reach its market"
+        return self._token_problem(asset, token) or self._validation_problem(asset)
+
+    def enable_live(self, asset: str,  # the asset to switch live
+                    token: str | None,  # the token of a fresh preview
+                    ) -> tuple[bool, str]:
+        "Switch `asset` to live if every check passes; (ok, reason) either way."
+        with self._lock:
+            reason = self._enable_problem(asset, token)
+            preview_id = token_hash(token)[:8] if token else None
+            if reason:
+                self._record("live_enable_refused", asset=asset, reason=reason, preview_id=preview_id)
+                return False, reason
+            del self._pending[token_hash(token)]  # single use
+            s = self.state.assets[asset]
+            s.live_enabled, s.close_only = True, False
+            self._commit("live_enabled", asset=asset, preview_id=preview_id, modes=self.modes())
+        return True, f"{asset} is live"
+
+    # -- disable, kill switches -------------------------------------------------------------------------
+    def disable_live(self, asset: str,  # the asset
+                     close_only: bool = False,  # stay live but only close (else back to paper)
+                     ) -> None:
+        "Back to paper, or (close_only) stay live but only close positions."
+        with self._lock:
+            s = self._asset(asset)
+            s.live_enabled, s.close_only = (s.live_enabled, True) if close_only else (False, False)
+            self._commit("live_disabled", asset=asset, close_only=close_only, mode=_mode(s))
+
+    def set_global_kill(self, active: bool,  # on or off
+                        reason: str = "manual",  # why, for the audit log
+                        ) -> None:
+        "Turn the global kill switch on (no new live position anywhere) or off."
+        with self._lock:
+            self.state.global_kill = bool(active)
+            self._commit("kill_switch", scope="global", active=bool(active), reason=reason)
+
+    def set_asset_kill(self, asset: str,  # the asset
+                       active: bool,  # on or off
+                       reason: str = "manual",  # why, for the audit log
+                       ) -> None:
+        "Turn one asset's kill switch on or off (off also resets its loss streak)."
+        with self._lock:
+            s = self._asset(asset)
+            s.kill = bool(active)
+            if not active:
+                s.consecutive_losses = 0
+            self._commit("kill_switch", scope="asset", asset=asset, active=bool(active), reason=reason)
+
+    # -- may a book open? -------------------------------------------------------------------------------
+    def can_open(self, asset: str,  # the asset
+                 mode: str = "live",  # the book: 'live' answers to every switch, 'paper' only to a stop
+                 ) -> tuple[bool, str]:
+        "(True, 'ok') if the asset's `mode` book may open or grow a position, else (False, why)."
+        if mode not in ("paper", "live"):
+            raise ValueError(f"mode must be 'paper' or 'live', got {mode!r}")
+        s = self._asset(asset)
+        if self.stop_mode:
+            return False, f"trading stopped ({self.stop_mode})"
+        if mode == "paper":  # training runs regardless of the live state (seeds: 'paper continues')
+            return True, "ok"
+        if self.state.global_kill:
+            return False, "global kill switch is on"
+        if s.kill:
+            return False, f"kill switch is on for {asset}"
+        if not s.live_enabled:
+            return False, f"{asset} is not live"
+        if not _live_allowed():
+            return False, "SAFETY.LIVE_TRADING_ENABLED is false"
+        if s.close_only:
+            return False, f"{asset} is close-only"
+        if s.broker_desync:
+            return False, f"{asset}: broker state out of sync, reconcile first"
+        return True, "ok"
+
+    def is_live(self, asset: str,  # the asset
+                ) -> bool:
+        "True when `asset` trades live (close-only included): it has a live book."
+        s = self.state.assets.get(asset)
+        return bool(s and s.live_enabled)
+
+    # -- automatic kill -------------------------------------------------------------------------------
+    def record_trade_result(self, asset: str,  # the asset
+                            is_live: bool,  # the trade was live (paper results never count)
+                            pnl_after_fees: float,  # its realised P&L
+                            ) -> bool:  # True when this result killed the asset
+        "Count live losses; kill the asset on reaching SAFETY.CONSECUTIVE_LOSS_KILL (returns True then)."
+        if isinstance(pnl_after_fees, bool) or not isinstance(pnl_after_fees, (int, float)) \
+                or not math.isfinite(pnl_after_fees):
+            raise ValueError(f"pnl_after_fees must be a finite number, got {pnl_after_fees!r}")
+        with self._lock:
+            s = self._asset(asset)
+            if not is_live:
+                return False
+            s.consecutive_losses = s.consecutive_losses + 1 if pnl_after_fees < 0 else 0
+            limit = int(get_key("SAFETY.CONSECUTIVE_LOSS_KILL", 3))
+            if s.consecutive_losses < limit or s.kill:
+                self.save()
+                return False
+            self.set_asset_kill(asset, True, reason=f"auto: {s.consecutive_losses} consecutive live losses")
+            return True
+
+    # -- recap and the UI's view ------------------------------------------------------------------------
+    def recap_due(self, now: dt.datetime | None = None,  # default: the clock
+                  ) -> bool:
+        "True when no recap was made in the last hour."
+        last = self.state.last_recap
+        return last is None or (now or self.clock()) - last >= RECAP_EVERY
+
+    def recap(self, stats: dict,  # the paper figures to report
+              now: dt.datetime | None = None,  # default: the clock
+              ) -> dict:
+        "Log the paper recap `stats`, remember when, save; return the event as written."
+        with self._lock:
+            self.state.last_recap = now or self.clock()
+            self.save()
+            return log_event("paper_recap", **stats)
+
+    def get_state(self) -> dict:
+        "The state as JSON-able data for the UI (no token, no secret)."
+        doc = self.state.model_dump(mode="json")
+        return {**doc, "stop_mode": self.stop_mode, "modes": self.modes(), "live_trading_enabled": _live_allowed(),
+                "pending_confirmations": len(self._pending)}
+
+
+RECAP_EVERY = dt.timedelta(hours=1)
 
 # %%
 path, audit = scratch()
@@ -187,91 +435,34 @@ test_eq(json.loads(path.read_text())["global_kill"], False)  # saved
 test_eq(events("example_change")[-1]["asset"], "forex")
 test_eq(read_jsonl(audit.path)[-1]["event"], "example_change")
 
-
 # %% [markdown]
 # ## Start and stop
-# `start` applies the training-first guard to a state that came from disk: with the master switch off,
-# nothing may be live, so a live asset goes back to paper (and the change is saved). `stop` only records
-# the operator's choice; closing positions is the engine's job, and `can_open` refuses new positions
-# from then on.
-
-# %%
-#| export
-def _live_allowed() -> bool:
-    "The master switch, read each time: an operator may turn it off while the bot runs."
-    return bool(get_key("SAFETY.LIVE_TRADING_ENABLED", False))
-
-
-def _start(self: Controller) -> None:
-    "Apply the training-first guard to the loaded state and record the modes we start in."
-    with self._lock:
-        if not _live_allowed():
-            for asset in self.state.live_assets():
-                self.state.assets[asset].live_enabled = self.state.assets[asset].close_only = False
-                self._commit("live_disabled", asset=asset, reason="boot: SAFETY.LIVE_TRADING_ENABLED is false")
-        self.stop_mode = None
-        self._commit("runtime_started", modes=self.modes(), global_kill=self.state.global_kill,
-                     killed=[a for a, s in self.state.assets.items() if s.kill])
-
-
-def _stop(self: Controller, mode: str = "keep_open") -> str:
-    "Record the stop mode ('keep_open' or 'close_all') for the engine to act on."
-    if mode not in STOP_MODES:
-        raise ValueError(f"stop mode must be one of {', '.join(STOP_MODES)}, got {mode!r}")
-    with self._lock:
-        self.stop_mode = mode
-        self._record("runtime_stopped", mode=mode, modes=self.modes())
-    return mode
-
-
-Controller.start, Controller.stop = _start, _stop
+# A state from disk with a live asset boots it close-only — still live, so its positions and stops are
+# managed, but unable to open until an operator confirms again (whatever the master switch says). `stop`
+# only records the operator's choice; closing positions is the engine's job, and no book opens
+# positions from then on.
 
 # %%
 path, audit = scratch()
 s = RuntimeState.default()
-s.assets["crypto_spot"].live_enabled = s.assets["crypto_spot"].close_only = True  # as load_state restores it
+s.assets["crypto_spot"].live_enabled = True  # e.g. a state written by hand, or before the boot rule
 c = Controller(s, path, audit)
-c.start()  # the default config has LIVE_TRADING_ENABLED false
-test_eq(c.modes()["crypto_spot"], "paper")
-test_eq(load_state(path).assets["crypto_spot"].live_enabled, False)
-test_eq(events("runtime_started")[-1]["modes"]["crypto_spot"], "paper")
+c.start()
+test_eq(c.modes()["crypto_spot"], "live_close_only")
+test_eq((load_state(path).assets["crypto_spot"].live_enabled, c.can_open("crypto_spot")),
+        (True, (False, "SAFETY.LIVE_TRADING_ENABLED is false")))
+test_eq(events("runtime_started")[-1]["modes"]["crypto_spot"], "live_close_only")
+test_eq(read_jsonl(audit.path)[0]["event"], "live_restored_close_only")
 test_eq(c.stop("close_all"), "close_all")
 test_eq(c.stop_mode, "close_all")
 test_fail(lambda: c.stop("panic"), contains="stop mode must be one of keep_open, close_all")
 test_eq(c.stop_mode, "close_all")  # a bad mode changes nothing
-
 
 # %% [markdown]
 # ## Preview: the first confirmation
 # The preview returns the would-be live intents (the router builds them) with a fresh token. Issuing a
 # token changes no saved state; it is logged with its hash prefix so the preview and the confirm can be
 # matched in the logs.
-
-# %%
-#| export
-def _preview(self: Controller, asset: str, intents: list[dict] | None = None) -> dict:
-    "Issue a single-use confirmation token for `asset` with the would-be live intents."
-    with self._lock:
-        self._asset(asset)
-        now = self.clock()
-        self._drop_expired(now)
-        token = secrets.token_urlsafe(32)
-        digest = token_hash(token)
-        expires = now + dt.timedelta(seconds=int(get_key("SAFETY.CONFIRMATION_TOKEN_TTL_S", 120)))
-        self._pending[digest] = PendingConfirmation(asset, expires)
-        self._record("live_preview_issued", asset=asset, preview_id=digest[:8], expires_at=expires,
-                     intents=len(intents or []))
-    return {"asset": asset, "token": token, "expires_at": expires.isoformat(), "intents": list(intents or []),
-            "as_of": now.isoformat()}
-
-
-def _drop_expired(self: Controller, now: dt.datetime) -> None:
-    "Forget tokens past their expiry (they could only be refused)."
-    for digest in [d for d, p in self._pending.items() if p.expired(now)]:
-        del self._pending[digest]
-
-
-Controller.preview, Controller._drop_expired = _preview, _drop_expired
 
 # %%
 clock = Clock()
@@ -283,7 +474,6 @@ test_eq(list(c._pending), [token_hash(pv["token"])])  # only the hash is kept
 test_eq(events("live_preview_issued")[-1]["preview_id"], token_hash(pv["token"])[:8])
 test_fail(lambda: c.preview("stocks"), contains="unknown asset")
 
-
 # %% [markdown]
 # ## Enable live: the second confirmation
 # The checks run from the cheapest to the most expensive, and the first failure is the answer, so the
@@ -292,75 +482,11 @@ test_fail(lambda: c.preview("stocks"), contains="unknown asset")
 # never passed validation must not ride live on the back of one that did. An asset with no strategy has
 # nothing validated, so it is refused too.
 
-# %%
-#| export
-def _token_problem(self: Controller, asset: str, token: str | None) -> str:
-    "Why `token` cannot confirm `asset` ('' when it can)."
-    if not token:
-        return "no confirmation token: preview the live orders first (GET /diff/{asset})"
-    pending = self._pending.get(token_hash(token))
-    if pending is None:
-        return "unknown or already used confirmation token: preview again"
-    if pending.asset != asset:
-        return f"confirmation token was issued for {pending.asset}, not {asset}"
-    if pending.expired(self.clock()):
-        del self._pending[token_hash(token)]
-        return f"stale confirmation token (expired at {pending.expires_at.isoformat()}): preview again"
-    return ""
-
-
-def _validation_problem(self: Controller, asset: str) -> str:
-    "Why the asset's strategies do not allow live trading ('' when they do)."
-    strategies = get_key(f"assets.{asset}.strategies", []) or []
-    if not strategies:
-        return f"{asset} has no strategies (assets.{asset}.strategies): nothing validated to trade live"
-    failed = [sid for sid in strategies if not self.gate(sid)]
-    if failed:
-        return f"no passed latest validation for strategy {', '.join(failed)}"
-    return ""
-
-
-def _enable_problem(self: Controller, asset: str, token: str | None) -> str:
-    "The first reason live trading may not start for `asset` ('' when it may)."
-    if asset not in ASSETS:
-        return f"unknown asset {asset!r}"
-    if self.state.global_kill:
-        return "global kill switch is on"
-    if self._asset(asset).kill:
-        return f"kill switch is on for {asset}"
-    if not _live_allowed():
-        return "SAFETY.LIVE_TRADING_ENABLED is false"
-    return self._token_problem(asset, token) or self._validation_problem(asset)
-
-
-Controller._token_problem, Controller._validation_problem = _token_problem, _validation_problem
-Controller._enable_problem = _enable_problem
-
-
-# %%
-#| export
-def _enable_live(self: Controller, asset: str, token: str | None) -> tuple[bool, str]:
-    "Switch `asset` to live if every check passes; (ok, reason) either way."
-    with self._lock:
-        reason = self._enable_problem(asset, token)
-        preview_id = token_hash(token)[:8] if token else None
-        if reason:
-            self._record("live_enable_refused", asset=asset, reason=reason, preview_id=preview_id)
-            return False, reason
-        del self._pending[token_hash(token)]  # single use
-        s = self.state.assets[asset]
-        s.live_enabled, s.close_only = True, False
-        self._commit("live_enabled", asset=asset, preview_id=preview_id, modes=self.modes())
-    return True, f"{asset} is live"
-
-
-Controller.enable_live = _enable_live
-
 # %% [markdown]
 # The default configuration keeps the master switch off, so even a perfect confirmation is refused:
 
 # %%
-c = Controller(RuntimeState.default(), *scratch(), gate=lambda sid: True, clock=Clock())
+c = Controller(RuntimeState.default(), *scratch(), gate=lambda sid, asset: True, clock=Clock())
 ok, why = c.enable_live("forex", c.preview("forex")["token"])
 test_eq((ok, why), (False, "SAFETY.LIVE_TRADING_ENABLED is false"))
 test_eq(events("live_enable_refused")[-1]["reason"], why)
@@ -374,7 +500,7 @@ set_key("SAFETY.LIVE_TRADING_ENABLED", True)
 try:
     clock = Clock()
     passed = {"rsi2"}
-    c = Controller(RuntimeState.default(), *scratch(), gate=lambda sid: sid in passed, clock=clock)
+    c = Controller(RuntimeState.default(), *scratch(), gate=lambda sid, asset: sid in passed, clock=clock)
     test_eq(c.enable_live("forex", None)[1], "no confirmation token: preview the live orders first (GET /diff/{asset})")
     test_eq(c.enable_live("forex", "made-up")[1], "unknown or already used confirmation token: preview again")
     test_eq(c.enable_live("forex", c.preview("crypto_spot")["token"])[1],
@@ -393,7 +519,6 @@ finally:
     set_key("SAFETY.LIVE_TRADING_ENABLED", False)
     set_key("assets.forex.strategies", _forex_strategies)
 
-
 # %% [markdown]
 # ## Disable live, kill switches
 # `disable_live(asset, close_only=True)` keeps the asset live but closing only, so its open positions
@@ -401,118 +526,50 @@ finally:
 # flag beside the mode, not a mode: releasing it restores exactly what was there, and resets the loss
 # counter so the next single loss does not re-trigger an automatic kill at once.
 
-# %%
-#| export
-def _disable_live(self: Controller, asset: str, close_only: bool = False) -> None:
-    "Back to paper, or (close_only) stay live but only close positions."
-    with self._lock:
-        s = self._asset(asset)
-        s.live_enabled, s.close_only = (s.live_enabled, True) if close_only else (False, False)
-        self._commit("live_disabled", asset=asset, close_only=close_only, mode=_mode(s))
-
-
-def _set_global_kill(self: Controller, active: bool, reason: str = "manual") -> None:
-    "Turn the global kill switch on (no new live position anywhere) or off."
-    with self._lock:
-        self.state.global_kill = bool(active)
-        self._commit("kill_switch", scope="global", active=bool(active), reason=reason)
-
-
-def _set_asset_kill(self: Controller, asset: str, active: bool, reason: str = "manual") -> None:
-    "Turn one asset's kill switch on or off (off also resets its loss streak)."
-    with self._lock:
-        s = self._asset(asset)
-        s.kill = bool(active)
-        if not active:
-            s.consecutive_losses = 0
-        self._commit("kill_switch", scope="asset", asset=asset, active=bool(active), reason=reason)
-
-
-Controller.disable_live, Controller.set_global_kill, Controller.set_asset_kill = (
-    _disable_live, _set_global_kill, _set_asset_kill)
-
-
 # %% [markdown]
-# ## May a new live position open?
-# `can_open` answers for new (opening or growing) live orders; closing orders and protective SL/TP are
-# always allowed, and paper trading continues whatever it says.
-
-# %%
-#| export
-def _can_open(self: Controller, asset: str) -> tuple[bool, str]:
-    "(True, 'ok') if a new live position may open on `asset`, else (False, why)."
-    s = self._asset(asset)
-    if self.state.global_kill:
-        return False, "global kill switch is on"
-    if s.kill:
-        return False, f"kill switch is on for {asset}"
-    if s.close_only:
-        return False, f"{asset} is close-only"
-    if s.broker_desync:
-        return False, f"{asset}: broker state out of sync, reconcile first"
-    if self.stop_mode:
-        return False, f"trading stopped ({self.stop_mode})"
-    return True, "ok"
-
-
-def _is_live(self: Controller, asset: str) -> bool:
-    "True when `asset` trades live (close-only included)."
-    s = self.state.assets.get(asset)
-    return bool(s and s.live_enabled)
-
-
-Controller.can_open, Controller.is_live = _can_open, _is_live
+# ## May a book open a position?
+# `can_open(asset, mode)` answers for new (opening or growing) orders of one book; closing orders and
+# protective SL/TP are always allowed. The **paper** book answers only to a stop — the kill switch, the
+# master switch and close-only act on the **live** book, and training goes on. The master switch is read
+# at every call, and `enforce_master_switch` turns a live asset close-only the moment it is off.
 
 # %%
 path, audit = scratch()
 c = Controller(RuntimeState.default(), path, audit)
-test_eq(c.can_open("forex"), (True, "ok"))
-c.set_asset_kill("forex", True)
-test_eq(c.can_open("forex"), (False, "kill switch is on for forex"))
-test_eq(c.can_open("options"), (True, "ok"))
-c.set_global_kill(True, reason="drill")
-test_eq(c.can_open("options"), (False, "global kill switch is on"))
-test_eq(Controller(load_state(path), path).can_open("options"), (False, "global kill switch is on"))  # survives
-c.set_global_kill(False); c.set_asset_kill("forex", False)
-c.state.assets["forex"].broker_desync = True
-test_eq(c.can_open("forex")[1], "forex: broker state out of sync, reconcile first")
-c.state.assets["options"].live_enabled = True
-c.disable_live("options", close_only=True)
-test_eq((c.is_live("options"), c.can_open("options")), (True, (False, "options is close-only")))
-c.disable_live("options")
-test_eq((c.is_live("options"), c.modes()["options"]), (False, "paper"))
+c.state.assets["forex"].live_enabled = c.state.assets["options"].live_enabled = True  # as enable_live leaves it
+set_key("SAFETY.LIVE_TRADING_ENABLED", True)
+try:
+    test_eq(c.can_open("forex"), (True, "ok"))
+    c.set_asset_kill("forex", True)
+    test_eq((c.can_open("forex"), c.can_open("forex", "paper")), ((False, "kill switch is on for forex"), (True, "ok")))
+    test_eq(c.can_open("options"), (True, "ok"))
+    c.set_global_kill(True, reason="drill")
+    test_eq(c.can_open("options"), (False, "global kill switch is on"))
+    test_eq(Controller(load_state(path), path).can_open("options"), (False, "global kill switch is on"))  # survives
+    c.set_global_kill(False); c.set_asset_kill("forex", False)
+    c.state.assets["forex"].broker_desync = True
+    test_eq(c.can_open("forex")[1], "forex: broker state out of sync, reconcile first")
+    test_eq(c.can_open("crypto_spot"), (False, "crypto_spot is not live"))
+    c.disable_live("options", close_only=True)
+    test_eq((c.is_live("options"), c.can_open("options")), (True, (False, "options is close-only")))
+    c.disable_live("options")
+    test_eq((c.is_live("options"), c.modes()["options"]), (False, "paper"))
+    c.state.assets["forex"].broker_desync = False
+    set_key("SAFETY.LIVE_TRADING_ENABLED", False)  # the operator turns the master switch off while running
+    test_eq((c.can_open("forex"), c.enforce_master_switch()), ((False, "SAFETY.LIVE_TRADING_ENABLED is false"),
+                                                                ["forex"]))
+    test_eq((c.modes()["forex"], read_jsonl(audit.path)[-1]["event"]), ("live_close_only", "live_close_only"))
+finally:
+    set_key("SAFETY.LIVE_TRADING_ENABLED", False)
 c.stop("keep_open")
-test_eq(c.can_open("crypto_spot"), (False, "trading stopped (keep_open)"))
+test_eq((c.can_open("crypto_spot", "paper"), c.can_open("forex")), ((False, "trading stopped (keep_open)"),) * 2)
 test_eq([r["event"] for r in read_jsonl(audit.path)][:2], ["kill_switch", "kill_switch"])
-
 
 # %% [markdown]
 # ## Automatic kill after consecutive live losses
 # Only live results count: paper losses are training, not money. A win or a break-even trade ends the
 # streak. When the streak reaches `SAFETY.CONSECUTIVE_LOSS_KILL` the asset is killed (close-only) and the
 # call returns True so the engine can notify; later losses while killed only grow the count.
-
-# %%
-#| export
-def _record_trade_result(self: Controller, asset: str, is_live: bool, pnl_after_fees: float) -> bool:
-    "Count live losses; kill the asset on reaching SAFETY.CONSECUTIVE_LOSS_KILL (returns True then)."
-    if isinstance(pnl_after_fees, bool) or not isinstance(pnl_after_fees, (int, float)) \
-            or not math.isfinite(pnl_after_fees):
-        raise ValueError(f"pnl_after_fees must be a finite number, got {pnl_after_fees!r}")
-    with self._lock:
-        s = self._asset(asset)
-        if not is_live:
-            return False
-        s.consecutive_losses = s.consecutive_losses + 1 if pnl_after_fees < 0 else 0
-        limit = int(get_key("SAFETY.CONSECUTIVE_LOSS_KILL", 3))
-        if s.consecutive_losses < limit or s.kill:
-            self.save()
-            return False
-        self.set_asset_kill(asset, True, reason=f"auto: {s.consecutive_losses} consecutive live losses")
-        return True
-
-
-Controller.record_trade_result = _record_trade_result
 
 # %%
 path, _ = scratch()
@@ -530,34 +587,6 @@ test_fail(lambda: c.record_trade_result("forex", True, float("nan")), contains="
 # ## Hourly paper recap and the state for the UI
 # `recap_due` is a clock question the engine asks each bar; `recap` writes the `paper_recap` event (the
 # notifier forwards it) and saves the time, so a restart does not send a second recap within the hour.
-
-# %%
-#| export
-RECAP_EVERY = dt.timedelta(hours=1)
-
-
-def _recap_due(self: Controller, now: dt.datetime | None = None) -> bool:
-    "True when no recap was made in the last hour."
-    last = self.state.last_recap
-    return last is None or (now or self.clock()) - last >= RECAP_EVERY
-
-
-def _recap(self: Controller, stats: dict, now: dt.datetime | None = None) -> dict:
-    "Log the paper recap `stats`, remember when, save; return the event as written."
-    with self._lock:
-        self.state.last_recap = now or self.clock()
-        self.save()
-        return log_event("paper_recap", **stats)
-
-
-def _get_state(self: Controller) -> dict:
-    "The state as JSON-able data for the UI (no token, no secret)."
-    doc = self.state.model_dump(mode="json")
-    return {**doc, "stop_mode": self.stop_mode, "modes": self.modes(), "live_trading_enabled": _live_allowed(),
-            "pending_confirmations": len(self._pending)}
-
-
-Controller.recap_due, Controller.recap, Controller.get_state = _recap_due, _recap, _get_state
 
 # %%
 clock = Clock()

@@ -229,6 +229,9 @@ class ExecutionClient(ABC):
     def poll(self) -> list[Execution | FundingPayment | OrderCancelled | OrderRejected]:
         "What happened at the venue since the last poll, in order."
 
+    def on_bar(self, bar) -> None:
+        "A closed bar of one of the venue's symbols: a real venue moves on its own (nothing to do); the paper venue works its orders."
+
     def close(self) -> None:
         "Release connections (nothing by default)."
 

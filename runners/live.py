@@ -78,6 +78,10 @@ def print_summary(summary: dict) -> None:
         print(f"{asset:<12} {s['trades']:>6} {s['wins']:>5} {s['fees']:>9.2f} {s['pnl_r']:>10.2f} "
               f"{s['pnl_u']:>10.2f} {s['equity']:>10.2f} {s['points']:>8.2f} {s['epoch']:>5}  "
               f"{', '.join(s['open']) or '-'}")
+        if s["live"] is not None:  # the live book beside the paper one
+            v = s["live"]
+            print(f"{asset + ' live':<12} {v['trades']:>6} {v['wins']:>5} {v['fees']:>9.2f} {v['pnl_r']:>10.2f} "
+                  f"{v['pnl_u']:>10.2f} {v['equity']:>10.2f} {'':>8} {'':>5}  {', '.join(v['open']) or '-'}")
 
 
 async def trade(engine: Engine, feed: ReplayFeed, duration: float | None) -> dict:

@@ -1,5 +1,6 @@
 "Safety rules of the runtime controller: live needs a fresh token and a passed validation; kills survive restarts."
 import datetime as dt
+import json
 
 import pytest
 
@@ -55,7 +56,7 @@ def live_on(cfg):
     cfg("assets.options.strategies", [])
 
 
-def make(tmp_path, gate=lambda sid: True, clock=None, state=None):
+def make(tmp_path, gate=lambda sid, asset: True, clock=None, state=None):
     "A controller over a temp runtime.json and audit log."
     audit = AuditLog(tmp_path / "audit.jsonl")
     return Controller(state or RuntimeState.default(), tmp_path / "runtime.json", audit, gate=gate,
@@ -69,7 +70,7 @@ def events(log_dir, name):
 # ---- enable_live refusals -------------------------------------------------------------------------
 
 def test_refused_without_passed_validation_names_the_strategy(tmp_path, live_on, log_dir):
-    c = make(tmp_path, gate=lambda sid: sid == "rsi2")
+    c = make(tmp_path, gate=lambda sid, asset: sid == "rsi2")
     ok, why = c.enable_live("forex", c.preview("forex")["token"])
     assert (ok, why) == (False, "no passed latest validation for strategy ibs")
     assert not c.is_live("forex")
@@ -85,7 +86,8 @@ def test_refused_when_asset_has_no_strategies(tmp_path, live_on):
 def test_refused_by_real_gate_without_validation_records(tmp_path, live_on):
     c = Controller(RuntimeState.default(), tmp_path / "runtime.json")  # default gate: eligible_for_live
     ok, why = c.enable_live("forex", c.preview("forex")["token"])
-    assert (ok, why) == (False, "no passed latest validation for strategy rsi2, ibs")
+    assert (ok, why) == (False, "no passed latest validation for strategy rsi2, ibs (rsi2: no validation record; "
+                         "ibs: no validation record)")
 
 
 def test_refused_without_token(tmp_path, live_on):
@@ -164,8 +166,10 @@ def test_success_is_saved_audited_and_single_use(tmp_path, live_on, log_dir):
     token = c.preview("forex")["token"]
     assert c.enable_live("forex", token) == (True, "forex is live")
     assert c.is_live("forex") and c.can_open("forex") == (True, "ok")
-    saved = load_state(tmp_path / "runtime.json", restore_close_only=False).assets["forex"]
-    assert (saved.live_enabled, saved.close_only) == (True, False)
+    saved = json.loads((tmp_path / "runtime.json").read_text())["assets"]["forex"]  # as written, before a reload
+    assert (saved["live_enabled"], saved["close_only"]) == (True, False)
+    reloaded = load_state(tmp_path / "runtime.json").assets["forex"]  # a restart brings it back close-only
+    assert (reloaded.live_enabled, reloaded.close_only) == (True, True)
     assert [r["event"] for r in read_jsonl(tmp_path / "audit.jsonl")][-1] == "live_enabled"
     assert verify_chain(tmp_path / "audit.jsonl")[0]
     assert events(log_dir, "live_enabled")[-1]["asset"] == "forex"
@@ -185,15 +189,16 @@ def test_disable_live_close_only_keeps_managing_positions(tmp_path, live_on):
 
 # ---- start / stop --------------------------------------------------------------------------------
 
-def test_start_switches_live_assets_to_paper_when_master_switch_off(tmp_path, cfg, log_dir):
-    cfg("SAFETY.LIVE_TRADING_ENABLED", False)
-    state = RuntimeState.default()
-    state.assets["crypto_spot"].live_enabled = True
-    c = make(tmp_path, state=state)
-    c.start()
-    assert not c.is_live("crypto_spot")
-    assert not load_state(tmp_path / "runtime.json").assets["crypto_spot"].live_enabled
-    assert events(log_dir, "runtime_started")[-1]["modes"]["crypto_spot"] == "paper"
+def test_start_brings_live_assets_back_close_only_whatever_the_master_switch(tmp_path, cfg, log_dir):
+    for on in (False, True):
+        cfg("SAFETY.LIVE_TRADING_ENABLED", on)
+        state = RuntimeState.default()
+        state.assets["crypto_spot"].live_enabled = True
+        c = make(tmp_path, state=state)
+        c.start()
+        assert c.is_live("crypto_spot") and c.can_open("crypto_spot")[0] is False  # managed, never opening
+        assert load_state(tmp_path / "runtime.json").assets["crypto_spot"].close_only
+        assert events(log_dir, "runtime_started")[-1]["modes"]["crypto_spot"] == "live_close_only"
 
 
 def test_start_keeps_live_assets_when_master_switch_on(tmp_path, live_on):
@@ -228,7 +233,8 @@ def test_asset_kill_survives_restart(tmp_path):
     path = tmp_path / "runtime.json"
     again = Controller(load_state(path), path)
     assert again.can_open("forex") == (False, "kill switch is on for forex")
-    assert again.can_open("crypto_spot") == (True, "ok")
+    assert again.can_open("forex", "paper") == (True, "ok")  # the paper book trades on
+    assert again.can_open("crypto_spot") == (False, "crypto_spot is not live")
 
 
 def test_releasing_kill_survives_restart(tmp_path):
@@ -236,7 +242,7 @@ def test_releasing_kill_survives_restart(tmp_path):
     c.set_global_kill(True)
     c.set_global_kill(False)
     path = tmp_path / "runtime.json"
-    assert Controller(load_state(path), path).can_open("forex") == (True, "ok")
+    assert Controller(load_state(path), path).can_open("forex") == (False, "forex is not live")  # no kill left
 
 
 def test_live_asset_comes_back_close_only(tmp_path, live_on):
@@ -268,7 +274,7 @@ def test_releasing_asset_kill_resets_the_streak(tmp_path, cfg):
     assert c.record_trade_result("forex", True, -1.0) is True
     c.set_asset_kill("forex", False)
     assert c.record_trade_result("forex", True, -1.0) is False  # one loss after release is not a streak
-    assert c.can_open("forex") == (True, "ok")
+    assert not c.state.assets["forex"].kill
 
 
 def test_paper_losses_do_not_count(tmp_path, cfg):
@@ -294,7 +300,7 @@ def test_loss_streak_is_per_asset_and_saved(tmp_path, cfg):
     path = tmp_path / "runtime.json"
     again = Controller(load_state(path), path)
     assert again.record_trade_result("forex", True, -1.0) is True  # the streak survived the restart
-    assert again.can_open("crypto_spot") == (True, "ok")
+    assert not again.state.assets["crypto_spot"].kill
 
 
 # ---- recap ---------------------------------------------------------------------------------------

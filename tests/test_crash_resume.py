@@ -90,7 +90,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
     assert got["orders"] == ref["orders"]  # the same ids, each once (primary key), none under a new id
     assert got["n_fills"] == len(got["fills"]) == len(ref["fills"])
     assert got["fills"] == ref["fills"]  # no fill counted twice, none lost, same prices and quantities
-    for part in ("portfolios", "sessions", "books", "budget", "cursor"):
+    for part in ("books", "budgets", "cursor"):  # every book: paper venue, portfolio, session, symbols
         assert got["snap"][part] == ref["snap"][part], part
     state_doc = json.loads((state / "runtime.json").read_text())
     assert state_doc["replay_cursor"]["replay"] == BARS - 1

@@ -1,39 +1,74 @@
-"""Kill switch and stop-loss cap through the engine and router.
+"""Kill switch and stop-loss cap through the engine and router — paper keeps running beside live.
 
-- with the kill switch on, no opening order passes the router; a position already open keeps its
-  stop at the venue and still closes; the paper engine keeps processing bars; the switch survives a restart;
-- a stop-loss beyond SAFETY.MAX_STOP_LOSS_PCT is refused whichever way the order comes: from a strategy,
-  from an order restored from the store, from a direct router call (hypothesis).
+- With an asset live (the paper venue standing in for its live venue) and its kill switch on, the live book only
+  closes: no opening live order passes, the position open at the kill keeps its stop at the venue and still closes;
+  the paper book keeps trading and is exactly the paper book of a run without the kill switch (seeds: "Close-Only
+  (no new live orders) … paper continues"; "training runs regardless of live state"). This replaces the test that
+  asserted the old rule, "a kill stops paper too".
+- The switch survives a restart; the global switch acts the same way; releasing it lets the live book open again.
+- A stop-loss beyond SAFETY.MAX_STOP_LOSS_PCT is refused whichever way the order comes: from a strategy, from an
+  order restored from the store, from a direct router call (hypothesis).
 """
 import dataclasses
 import json
 from datetime import datetime, timezone
 from pathlib import Path
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tradingbot.config import get_key, set_key
 from tradingbot.data.feeds import ReplayFeed
 from tradingbot.data.samples import load_sample
+from tradingbot.execution.fills import FillConfig
 from tradingbot.execution.model import Order, OrderIntent, client_order_id
 from tradingbot.execution.router import BookContext
+from tradingbot.execution.simulated import SimulatedClient
 from tradingbot.jsonlog import read_jsonl
 from tradingbot.runtime.engine import Engine, asset_setup
-from tradingbot.strategies.rules import make_strategy
+from tradingbot.strategies.base import make_strategy
 
-BTC = load_sample("btcusd_1h").iloc[:3000]
+BTC = load_sample("btcusd_1h").iloc[:4000]
+BARS = list(ReplayFeed({"BTCUSDT": BTC}, "1h").iter_bars())
 WHEN = datetime(2024, 3, 1, 10, tzinfo=timezone.utc)
 
 
-def _engine(tmp: Path, setups=None) -> Engine:
-    engine = Engine(setups or [asset_setup("crypto_spot", ["rsi2"])], tmp / "state", tmp / "logs")
+@pytest.fixture
+def master_on():
+    "SAFETY.LIVE_TRADING_ENABLED on for the test (and no automatic kill: the test turns the switch itself)."
+    keys = {"SAFETY.LIVE_TRADING_ENABLED": True, "SAFETY.CONSECUTIVE_LOSS_KILL": 100}
+    before = {k: get_key(k) for k in keys}
+    for k, v in keys.items():
+        set_key(k, v)
+    yield
+    for k, v in before.items():
+        set_key(k, v)
+
+
+def _stand_in() -> SimulatedClient:
+    "The paper venue standing in for crypto_spot's live venue, on the asset's allocation."
+    return SimulatedClient("crypto_spot", FillConfig.for_asset("crypto_spot"),
+                           cash=float(get_key("assets.crypto_spot.allocation_usd")))
+
+
+def _engine(tmp: Path, live: bool = False, setups=None) -> Engine:
+    engine = Engine(setups or [asset_setup("crypto_spot", ["rsi2"])], tmp / "state", tmp / "logs",
+                    live_clients={"crypto_spot": _stand_in} if live else None)
     engine.start()
+    if live:  # the operator's two confirmations (the gate is exercised in test_controller.py)
+        engine.controller.gate = lambda sid, asset: True
+        assert engine.controller.enable_live("crypto_spot", engine.controller.preview("crypto_spot")["token"])[0]
     return engine
 
 
-def _openings(engine: Engine) -> int:
-    rows = engine.store._conn.execute("SELECT order_json FROM orders").fetchall()
-    return sum(not json.loads(r[0])["reduce_only"] for r in rows)
+def _orders(engine: Engine, mode: str) -> list[dict]:
+    rows = engine.store._conn.execute("SELECT order_json FROM orders ORDER BY rowid").fetchall()
+    return [o for o in (json.loads(r[0]) for r in rows) if o["mode"] == mode]
+
+
+def _openings(engine: Engine, mode: str = "paper") -> int:
+    return sum(not o["reduce_only"] for o in _orders(engine, mode))
 
 
 def _refusals(tmp: Path) -> list[dict]:
@@ -41,58 +76,69 @@ def _refusals(tmp: Path) -> list[dict]:
     return [r for f in files for r in read_jsonl(f) if r["event"] == "intent_refused"]
 
 
-def test_kill_switch_close_only_keeps_protection_and_paper_runs(tmp_path):
-    engine = _engine(tmp_path)
-    bars = list(ReplayFeed({"BTCUSDT": BTC}, "1h").iter_bars())
-    pf, client = engine.portfolios["crypto_spot"], engine.clients["crypto_spot"]
-    i = 0
-    while i < 1000 or pf.position("BTCUSDT") is None:  # run until a position is open
-        engine.process(bars[i])
-        i += 1
-    engine.controller.set_global_kill(True)
-    sl, _ = client.protection("BTCUSDT")
-    assert sl is not None  # protective stop in place at the venue
-    before = _openings(engine)
-    engine.process(bars[i])
-    if pf.position("BTCUSDT") is not None:
-        assert client.protection("BTCUSDT")[0] == sl  # the kill did not touch the stop
-    for bar in bars[i + 1:]:
+def test_kill_switch_makes_the_live_book_close_only_and_paper_keeps_trading(tmp_path, master_on):
+    reference = _engine(tmp_path / "ref", live=True)  # the same run with no kill switch
+    for bar in BARS:
+        reference.process(bar)
+    ref_paper = reference.book("crypto_spot").portfolio.to_dict()
+    ref_openings = _openings(reference)
+    reference.finish()
+
+    engine = _engine(tmp_path, live=True)
+    live = None
+    for i, bar in enumerate(BARS):
         engine.process(bar)
-    assert engine.cursor == len(bars) - 1  # paper kept running to the end
-    assert _openings(engine) == before  # no opening order passed
-    assert pf.position("BTCUSDT") is None  # the open position still closed (signal, stop or time)
+        live = engine.book("crypto_spot", "live")
+        if i > 1000 and live is not None and live.portfolio.position("BTCUSDT") is not None:
+            break
+    sl, _ = live.client.protection("BTCUSDT")
+    assert sl is not None  # the live position's stop is at its venue
+    before = _openings(engine, "live")
+    engine.controller.set_asset_kill("crypto_spot", True)
+    engine.process(BARS[i + 1])
+    if live.portfolio.position("BTCUSDT") is not None:
+        assert live.client.protection("BTCUSDT")[0] == sl  # the kill did not touch the stop
+    for bar in BARS[i + 2:]:
+        engine.process(bar)
+    assert engine.cursor == len(BARS) - 1
+    assert _openings(engine, "live") == before  # no opening live order passed after the kill
+    assert live.portfolio.position("BTCUSDT") is None  # the open live position still closed
     engine.checkpoint()
-    refused = [r for r in _refusals(tmp_path) if r["stage"] == "mode"]
-    assert refused and all("global kill switch is on" in r["reason"] for r in refused)
+    refused = [r for r in _refusals(tmp_path) if r["mode"] == "live" and r["stage"] == "mode"]
+    assert refused and all(r["reason"] == "kill switch is on for crypto_spot" for r in refused)
+    # the paper book trades on, and is the paper book of the run without a kill switch
+    assert not [r for r in _refusals(tmp_path) if r["mode"] == "paper" and r["stage"] == "mode"]
+    assert _openings(engine) == ref_openings > 50
+    assert engine.book("crypto_spot").portfolio.to_dict() == ref_paper
     engine.finish()
 
-    again = _engine(tmp_path)  # a restart keeps the switch on
-    assert again.controller.can_open("crypto_spot") == (False, "global kill switch is on")
-    more = list(ReplayFeed({"BTCUSDT": load_sample("btcusd_1h").iloc[:6000]}, "1h", start_seq=again.cursor + 1)
-                .iter_bars())
-    for bar in more:
-        again.process(bar)
-    assert _openings(again) == before
-    again.controller.set_global_kill(False)
-    assert again.controller.can_open("crypto_spot")[0]
+    again = Engine([asset_setup("crypto_spot", ["rsi2"])], tmp_path / "state", tmp_path / "logs",
+                   live_clients={"crypto_spot": _stand_in})  # a restart keeps the switch on
+    again.start()
+    assert again.controller.can_open("crypto_spot") == (False, "kill switch is on for crypto_spot")
+    assert again.controller.can_open("crypto_spot", "paper") == (True, "ok")
     again.finish()
 
 
-def test_asset_kill_blocks_only_that_asset(tmp_path):
-    engine = _engine(tmp_path)
-    engine.controller.set_asset_kill("crypto_spot", True)
-    for bar in ReplayFeed({"BTCUSDT": BTC}, "1h").iter_bars():
+def test_global_kill_and_its_release(tmp_path, master_on):
+    engine = _engine(tmp_path, live=True)
+    engine.controller.set_global_kill(True)
+    for bar in BARS[:2500]:
         engine.process(bar)
-    assert _openings(engine) == 0
-    assert engine.controller.can_open("forex")[0]
+    assert _openings(engine, "live") == 0 and _openings(engine) > 10
+    engine.controller.set_global_kill(False)  # released: the live book is close-only no more ...
+    assert engine.controller.can_open("crypto_spot") == (True, "ok")
+    for bar in BARS[2500:]:
+        engine.process(bar)
+    assert _openings(engine, "live") > 0  # ... and opens again
     engine.finish()
 
 
 def test_wide_stop_from_a_strategy_is_refused(tmp_path):
     wide = make_strategy("rsi2", {"atr_stop_mult": 60.0})  # ~1 % ATR x 60: stops far beyond 15 %
     setup = dataclasses.replace(asset_setup("crypto_spot", []), strategies=[wide])
-    engine = _engine(tmp_path, [setup])
-    for bar in ReplayFeed({"BTCUSDT": BTC}, "1h").iter_bars():
+    engine = _engine(tmp_path, setups=[setup])
+    for bar in BARS[:3000]:
         engine.process(bar)
     openings = _openings(engine)
     engine.finish()
@@ -103,13 +149,13 @@ def test_wide_stop_from_a_strategy_is_refused(tmp_path):
 
 def test_wide_stop_in_a_restored_order_is_refused(tmp_path):
     engine = _engine(tmp_path)
-    for bar in ReplayFeed({"BTCUSDT": BTC.iloc[:50]}, "1h").iter_bars():
+    for bar in BARS[:50]:
         engine.process(bar)
     intent = OrderIntent("crypto_spot", "BTCUSDT", "buy", sl_pct=22.0, strategy_id="rsi2", qty=0.01)
     cid = client_order_id("rsi2", "BTCUSDT", WHEN, 0)
     engine.store.record_order(Order(cid, intent, status="unknown"))  # as a crash would have left it
     engine.finish()
-    restarted = _engine(tmp_path)  # start() settles unknown orders through the router
+    restarted = _engine(tmp_path)  # start() settles unknown orders through the router's checks
     assert restarted.store.get_order(cid).status == "rejected"
     assert restarted.clients["crypto_spot"].lookup(cid) is None  # never reached the venue
     restarted.finish()

@@ -87,7 +87,7 @@ def test_paper_runner_fills_equal_backtest_fills(tmp_path):
     for ours, theirs in (("qty", "qty"), ("price", "price"), ("fee", "fee")):
         np.testing.assert_allclose(fills[ours].to_numpy(), bt[theirs].to_numpy(), rtol=1e-12, atol=0)
     assert fills["side"].tolist() == bt["side"].astype(str).tolist()
-    equity = Portfolio.from_dict(snap["portfolios"]["crypto_spot"]).equity
+    equity = Portfolio.from_dict(snap["books"]["crypto_spot/paper"]["portfolio"]).equity
     assert abs(equity - result.equity.iloc[-1]) <= 1e-9, (equity, result.equity.iloc[-1])
     assert (result.trades.exit_reason == "stop_loss").any()  # the stops were exercised, not just signals
 

@@ -44,7 +44,7 @@ def test_sigkill_while_saving_never_leaves_a_torn_file(tmp_path):
     for k in range(24):
         _kill_while_saving(path, delay=0.002 * (k % 12))
         doc = json.loads(path.read_text())  # parses: never torn
-        state = load_state(path, restore_close_only=False)
+        state = load_state(path)
         assert state.sessions["forex"]["notes"] == "x" * 20000
         cursors.append(state.replay_cursor["feed"])
     assert not list(tmp_path.glob("runtime.json.corrupt-*"))

@@ -1,4 +1,4 @@
-"""The only order placer: close-only and kill switch → risk → budget → exposure → the asset's client, failing fast with the reason; every order recorded in SQLite under a deterministic id before the client is called.
+"""The only order placer, and one gate for every order on every path — new decisions, exits, orders restored after a crash, unknown outcomes, protective levels and direct calls: mode and kill switches → risk → budget → exposure → the book's venue, each refusal with its reason in the audit log; every order recorded in SQLite under a deterministic id before the venue is called.
 
 Docs: https://tradingbot.github.io/tradingbot/execution.router.html.md"""
 
@@ -7,28 +7,29 @@ Docs: https://tradingbot.github.io/tradingbot/execution.router.html.md"""
 # %% ../../nbs/85_execution.router.ipynb #28dc0572
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from decimal import Decimal
+
+import pandas as pd
 
 from ..brokers.base import ExecutionClient
+from ._nb import stop_distance_nb
 from .budget import Budget
 from .exposure import ExposureConfig, can_open
-from ._nb import stop_distance_nb
-from .model import Order, OrderIntent, client_order_id
-from .risk import RiskConfig, round_size, valid_order
+from .model import MODES, Order, OrderIntent, client_order_id
+from .risk import RiskConfig, round_qty_nb, round_size, valid_order
 from .store import OrderStore
 from ..jsonlog import log_event
 
 # %% auto #0
-__all__ = ['RouteResult', 'BookContext', 'effective_sl_pct', 'Router', 'place', 'send', 'cancel', 'resolve']
+__all__ = ['RouteResult', 'BookContext', 'effective_sl_pct', 'Router']
 
 # %% ../../nbs/85_execution.router.ipynb #4ca0c39a
 @dataclass(frozen=True)
 class RouteResult:
-    "What became of an intent: sent (ok) or refused at `stage` with `reason`."
+    "What became of an order: sent (ok) or refused at `stage` with `reason`."
     ok: bool
     stage: str = ""  # mode, risk, budget, exposure, client, venue (already there)
     reason: str = ""
@@ -37,187 +38,274 @@ class RouteResult:
 
 @dataclass
 class BookContext:
-    "What the checks need to know about the asset's book at the decision."
-    equity: float  # the asset's equity in USD
+    "What the checks need to know about the book at the decision."
+    equity: float  # the book's equity in USD: the asset's allocation and its P&L
     price: float  # reference price: the decision bar's close
-    open_positions: list = field(default_factory=list)  # [{'symbol', 'notional'}] of the asset
+    position: float = 0.0  # the book's signed position in the order's symbol
+    open_positions: list = field(default_factory=list)  # [{'asset', 'symbol', 'notional'}] of every book of this mode
+    portfolio_equity: float | None = None  # equity of every book of this mode (exposure caps; None: `equity`)
     daily_realised_loss: float = 0.0  # today's realised loss (positive = lost)
     qty_step: float = 1e-8  # the venue's quantity step
     min_notional: float = 0.0  # the venue's minimum order value
     leverage: float = 1.0
+    shorting: bool = True  # the venue allows short positions
+    returns: pd.DataFrame | None = None  # recent per-bar returns by symbol (None: no correlation rule)
+
+    def asset_open(self, asset: str,  # an asset
+                   ) -> float:  # the notional its open positions hold
+        "What `asset`'s open positions hold, in USD."
+        return sum(abs(float(p["notional"])) for p in self.open_positions if p.get("asset", asset) == asset)
+
+
+def effective_sl_pct(intent: OrderIntent,  # the intent
+                     price: float,  # the reference price (the decision's close)
+                     ) -> float:  # percent of `price` (NaN: the intent carries no stop)
+    "The stop distance the order really carries by the one stop rule, in percent of `price`."
+    frac = intent.sl_pct / 100 if intent.sl_pct is not None else math.nan
+    dist = intent.sl_distance if intent.sl_distance is not None else math.nan
+    return 100 * float(stop_distance_nb(float(price), frac, dist)) / price
 
 
 class _AlwaysOpen:
     "Mode gate used when no controller is given (notebooks, tests)."
 
-    def can_open(self, asset: str) -> tuple[bool, str]:
+    def can_open(self, asset: str, mode: str = "live") -> tuple[bool, str]:
         return True, ""
 
 # %% ../../nbs/85_execution.router.ipynb #496188ad
-def effective_sl_pct(intent: OrderIntent,  # the intent
-                     price: float,  # the reference price (the decision's close)
-                     ) -> float:  # percent of `price` (NaN: the intent carries no stop)
-    "The stop distance the order really carries, in percent of `price`."
-    frac = intent.sl_pct / 100 if intent.sl_pct is not None else math.nan
-    dist = intent.sl_distance if intent.sl_distance is not None else math.nan
-    return 100 * float(stop_distance_nb(float(price), frac, dist)) / price
-
-# %% ../../nbs/85_execution.router.ipynb #9158b2ac
 class Router:
-    "The one place orders are placed: checks, record-before-send, then the asset's client."
+    "The one place orders are placed: checks, record-before-send, then the book's venue."
 
-    def __init__(self, store: OrderStore, clients: dict[str, ExecutionClient],
-                 controller=None,  # anything with can_open(asset) -> (ok, reason); None: always open
-                 risk: RiskConfig | None = None, budget: Budget | None = None,
-                 exposure: ExposureConfig | None = None,
+    def __init__(self, store: OrderStore,  # the SQLite order store
+                 clients: Mapping,  # (asset, mode) -> venue client; a plain asset key is that asset's paper venue
+                 controller=None,  # anything with can_open(asset, mode) -> (ok, reason); None: always open
+                 risk: RiskConfig | None = None,  # the risk rules (default: the configuration's)
+                 budgets: Mapping[str, Budget] | Budget | None = None,  # mode -> Budget (a Budget alone: paper's)
+                 exposure: ExposureConfig | None = None,  # exposure caps (default: the configuration's)
                  audit=None,  # an AuditLog: every submission and refusal is chained into it
                  ):
-        self.store, self.clients, self.controller = store, clients, controller or _AlwaysOpen()
+        self.store, self.controller = store, controller or _AlwaysOpen()
+        self.clients = {(k if isinstance(k, tuple) else (k, "paper")): c for k, c in clients.items()}
         self.risk = risk or RiskConfig.from_config()
-        self.budget, self.exposure, self.audit = budget, exposure or ExposureConfig.from_config(), audit
+        self.budgets = {"paper": budgets} if isinstance(budgets, Budget) else dict(budgets or {})
+        self.exposure, self.audit = exposure or ExposureConfig.from_config(), audit
 
-    def _client(self, asset: str) -> ExecutionClient:
-        if asset not in self.clients:
-            raise ValueError(f"no execution client for asset {asset!r}; configured: {', '.join(self.clients)}")
-        return self.clients[asset]
+    def client(self, asset: str,  # the asset
+               mode: str = "paper",  # its book
+               ) -> ExecutionClient:
+        "The venue client of a book."
+        if (asset, mode) not in self.clients:
+            known = ", ".join(f"{a}/{m}" for a, m in self.clients)
+            raise ValueError(f"no {mode} execution client for asset {asset!r}; configured: {known}")
+        return self.clients[asset, mode]
 
-    def _refuse(self, stage: str, reason: str, intent: OrderIntent, cid: str) -> RouteResult:
-        if self.audit is not None:
-            self.audit.append("order_refused", stage=stage, reason=reason, client_order_id=cid,
-                              asset=intent.asset, symbol=intent.symbol, side=intent.side, strategy=intent.strategy_id)
-        return RouteResult(False, stage, reason)
-
-# %% ../../nbs/85_execution.router.ipynb #6994c46b
-def _check_risk(self: Router, intent: OrderIntent, ctx: BookContext) -> tuple[OrderIntent | None, str]:
-    "Stop required and within the cap; size rounded; `valid_order`'s caps."
-    if not (math.isfinite(ctx.price) and ctx.price > 0):
-        return None, f"no valid reference price ({ctx.price!r})"
-    sl = effective_sl_pct(intent, ctx.price)
-    if sl > self.risk.max_stop_loss_pct:
-        return None, (f"stop-loss {sl:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT {self.risk.max_stop_loss_pct:g} %; "
-                      "every order needs a stop within the cap")
-    notional = intent.notional if intent.notional is not None else intent.qty * ctx.price
-    sized = round_size(notional, ctx.price, ctx.qty_step, ctx.min_notional)
-    if sized.qty == 0:  # below one lot or the venue's minimum: refused, never rounded up
-        return None, sized.reason
-    asset_open = sum(abs(float(p["notional"])) for p in ctx.open_positions)
-    ok, reason = valid_order(ctx.equity, sized.notional, sl, intent.asset, ctx.leverage, ctx.daily_realised_loss,
-                             asset_open, self.risk)
-    if not ok:
-        return None, reason
-    return dataclasses.replace(intent, qty=sized.qty, notional=None), ""
-
-
-def _check_book(self: Router, intent: OrderIntent, ctx: BookContext, cid: str) -> tuple[str, str]:
-    "Budget then exposure; ('', '') when both pass (the budget is reserved under `cid`)."
-    notional = intent.qty * ctx.price
-    if self.budget is not None:
-        ok, reason = self.budget.can_afford(intent.asset, notional, ctx.leverage)
+    # -- the gate -------------------------------------------------------------------------------------
+    def check(self, order: Order,  # the order, as decided or as recorded
+              ctx: BookContext,  # the book now
+              ) -> tuple[Order | None, str, str]:  # (the order sized to the venue's lot, or None; stage; reason)
+        "Every check an order must pass before it may be sent, in order; the first refusal is the answer."
+        if order.reduce_only:
+            reason = _reduce_only_problem(order.intent, ctx.position)
+            return (None, "risk", reason) if reason else (order, "", "")
+        ok, reason = self.controller.can_open(order.intent.asset, order.mode)
         if not ok:
-            return "budget", reason
-    ok, reason = can_open(intent.symbol, notional, ctx.open_positions, ctx.equity, cfg=self.exposure)
-    if not ok:
-        return "exposure", reason
-    if self.budget is not None:
-        self.budget.reserve(intent.asset, notional, cid, ctx.leverage)
-    return "", ""
-
-
-Router._check_risk, Router._check_book = _check_risk, _check_book
-
-# %% ../../nbs/85_execution.router.ipynb #c5c67db4
-def place(self: Router, intent: OrderIntent, *,
-          decision_ts: datetime,  # close time of the bar the decision was made on
-          ctx: BookContext,
-          sequence: int = 0,  # n-th order of this decision
-          reduce_only: bool = False,  # an exit: skips mode, risk, budget and exposure
-          order_type: str = "market", limit_price: float | None = None, stop_price: float | None = None,
-          ) -> RouteResult:
-    "Check an intent and send it to its asset's client; the result says what happened and why."
-    cid = client_order_id(intent.strategy_id, intent.symbol, decision_ts, sequence)
-    if not reduce_only:
-        ok, reason = self.controller.can_open(intent.asset)
-        if not ok:
-            return self._refuse("mode", reason, intent, cid)
-        sized, reason = self._check_risk(intent, ctx)
+            return None, "mode", reason
+        sized, reason = self._check_risk(order.intent, ctx)
         if sized is None:
-            return self._refuse("risk", reason, intent, cid)
-        intent = sized
-        if self.store.get_order(cid) is None:  # a re-decided order already holds its reservation
-            stage, reason = self._check_book(intent, ctx, cid)
-            if stage:
-                return self._refuse(stage, reason, intent, cid)
-    elif intent.qty is None:
-        return self._refuse("risk", "a reduce-only order needs a quantity", intent, cid)
-    order = Order(cid, intent, order_type=order_type, limit_price=limit_price, stop_price=stop_price,
-                  reduce_only=reduce_only, created_at=decision_ts)
-    return self.send(order)
+            return None, "risk", reason
+        order = replace(order, intent=sized)
+        stage, reason = self._check_book(order, ctx)
+        return (None, stage, reason) if stage else (order, "", "")
 
+    def _check_risk(self, intent: OrderIntent, ctx: BookContext) -> tuple[OrderIntent | None, str]:
+        "Stop required, within the cap and the asset's band; shorts allowed; size on the venue's lot; the caps."
+        if not (math.isfinite(ctx.price) and ctx.price > 0):
+            return None, f"no valid reference price ({ctx.price!r})"
+        sl = effective_sl_pct(intent, ctx.price)
+        if sl > self.risk.max_stop_loss_pct:
+            return None, (f"stop-loss {sl:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT {self.risk.max_stop_loss_pct:g} %; "
+                          "every order needs a stop within the cap")
+        if intent.side == "sell" and ctx.position <= 0 and not ctx.shorting:
+            return None, f"shorting: {intent.asset} allows no short positions; a sell must close a long"
+        if intent.qty is not None:  # a recorded order keeps its quantity: only checked against the lot
+            qty = float(round_qty_nb(float(intent.qty), float(ctx.qty_step)))
+            if qty != intent.qty or qty * ctx.price < ctx.min_notional:
+                return None, (f"lot: {intent.qty:g} units is not a multiple of the lot {ctx.qty_step:g} at or above "
+                              f"the minimum {ctx.min_notional:g} USD")
+            notional = qty * ctx.price
+        else:
+            sized = round_size(intent.notional, ctx.price, ctx.qty_step, ctx.min_notional)
+            if sized.qty == 0:  # below one lot or the venue's minimum: refused, never rounded up
+                return None, sized.reason
+            qty, notional = sized.qty, sized.notional
+        ok, reason = valid_order(ctx.equity, notional, sl, intent.asset, ctx.leverage, ctx.daily_realised_loss,
+                                 ctx.asset_open(intent.asset), self.risk)
+        return (replace(intent, qty=qty, notional=None), "") if ok else (None, reason)
 
-def send(self: Router, order: Order) -> RouteResult:
-    "Record `order` (or find it recorded), then hand it to the client unless the venue already has it."
-    cid, cap = order.client_order_id, self.risk.max_stop_loss_pct
-    ref = order.limit_price or order.stop_price
-    if not order.reduce_only:  # whatever path the order came by (a restore too)
-        sl = effective_sl_pct(order.intent, ref) if ref is not None else (order.intent.sl_pct or math.nan)
-        if sl > cap:
-            if self.store.get_order(cid) is not None:
-                self.store.update_order_status(cid, "rejected")
-            return self._refuse("risk", f"stop-loss {sl:.4g} % exceeds SAFETY.MAX_STOP_LOSS_PCT {cap:g} %; the "
-                                        "order is not sent", order.intent, cid)
-    existed = self.store.get_order(cid) is not None
-    stored = self.store.record_order(order)
-    client = self._client(order.intent.asset)
-    if existed:  # even a 'new' record may have reached the venue: a crash can fall between submit and the update
-        venue = client.lookup(cid)
-        if venue is not None:  # it reached the venue before a crash: never send it again
-            self.store.update_order_status(cid, venue)
-            return RouteResult(True, "venue", f"already at the venue ({venue})", self.store.get_order(cid))
-    if self.audit is not None:
-        self.audit.append("order_submitted", client_order_id=cid, asset=order.intent.asset,
-                          symbol=order.intent.symbol, side=order.intent.side, qty=order.intent.qty,
-                          reduce_only=order.reduce_only, strategy=order.intent.strategy_id)
-    try:
-        ack = client.submit(stored)
-    except Exception as exc:  # the outcome is unknown: keep the id, resolve by lookup
-        self.store.update_order_status(cid, "unknown")
-        log_event("order_outcome_unknown", client_order_id=cid, error=f"{type(exc).__name__}: {exc}")
-        return RouteResult(False, "client", f"{type(exc).__name__}: {exc}", self.store.get_order(cid))
-    status = "submitted" if ack.status == "submitted" else ack.status
-    order = self.store.update_order_status(cid, status, ack.broker_order_id)
-    if ack.status == "rejected":
-        self._release(order)
-        return RouteResult(False, "client", ack.reason, order)
-    return RouteResult(True, "", "", order)
+    def _check_book(self, order: Order, ctx: BookContext) -> tuple[str, str]:
+        "Budget then exposure; ('', '') when both pass."
+        intent = order.intent
+        notional = intent.qty * ctx.price
+        budget = self.budgets.get(order.mode)
+        if budget is not None and intent.asset in budget.buckets:
+            ok, reason = budget.can_afford(intent.asset, notional, ctx.leverage, ctx.asset_open(intent.asset))
+            if not ok and order.client_order_id not in budget.bucket(intent.asset).reserved:
+                return "budget", reason
+        equity = ctx.portfolio_equity if ctx.portfolio_equity is not None else ctx.equity
+        ok, reason = can_open(intent.symbol, notional, ctx.open_positions, equity, ctx.returns, self.exposure)
+        return ("", "") if ok else ("exposure", reason)
 
+    # -- sending --------------------------------------------------------------------------------------
+    def place(self, intent: OrderIntent,  # what the strategy (or the engine) wants
+              *, decision_ts: datetime,  # close time of the bar the decision was made on
+              ctx: BookContext,  # the book at the decision
+              sequence: int = 0,  # n-th order of this decision
+              reduce_only: bool = False,  # an exit: may only reduce the position
+              order_type: str = "market",  # market, limit, stop or stop_limit
+              limit_price: float | None = None,  # limit and stop-limit orders
+              stop_price: float | None = None,  # stop and stop-limit orders
+              mode: str = "paper",  # the book: paper or live
+              ) -> RouteResult:
+        "Build the order of a decision and submit it; the result says what happened and why."
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        cid = client_order_id(intent.strategy_id, intent.symbol, decision_ts, sequence, mode)
+        if reduce_only and intent.qty is None:
+            return self._refuse("risk", "a reduce-only order needs a quantity", intent, cid, mode)
+        order = Order(cid, intent, order_type=order_type, limit_price=limit_price, stop_price=stop_price,
+                      reduce_only=reduce_only, created_at=decision_ts, mode=mode)
+        return self.submit(order, ctx)
 
-def _release(self: Router, order: Order) -> None:
-    "Free the budget an order reserved (it filled, was cancelled or rejected)."
-    if self.budget is not None and order.intent.asset in self.budget.buckets:
-        self.budget.release(order.intent.asset, order.client_order_id)
+    def submit(self, order: Order,  # a new order, a re-decided one, or one restored from the store
+               ctx: BookContext,  # the book now
+               ) -> RouteResult:
+        "The one path to a venue: the venue asked first about a known id, then the checks, the record, the send."
+        cid, client = order.client_order_id, self.client(order.intent.asset, order.mode)
+        recorded = self.store.get_order(cid)
+        if recorded is not None:  # even a 'new' record may have reached the venue: a crash can fall before the update
+            venue = client.lookup(cid)
+            if venue is not None:
+                self.store.update_order_status(cid, venue)
+                return RouteResult(True, "venue", f"already at the venue ({venue})", self.store.get_order(cid))
+            order = recorded  # the recorded order, never a re-sized one
+        checked, stage, reason = self.check(order, ctx)
+        if checked is None:
+            if recorded is not None:  # settled as refused: it never reaches the venue
+                self._release(self.store.update_order_status(cid, "rejected"))
+            return self._refuse(stage, reason, order.intent, cid, order.mode)
+        self._reserve(checked, ctx)
+        stored = self.store.record_order(checked)
+        self._audit("order_submitted", stored, qty=stored.intent.qty, reduce_only=stored.reduce_only)
+        return self._send(client, stored)
 
+    def _send(self, client: ExecutionClient, order: Order) -> RouteResult:
+        "Hand a recorded order to the venue; an exception leaves it 'unknown', to be resolved by its id."
+        cid = order.client_order_id
+        try:
+            ack = client.submit(order)
+        except Exception as exc:  # the outcome is unknown: keep the id, resolve by lookup
+            self.store.update_order_status(cid, "unknown")
+            log_event("order_outcome_unknown", client_order_id=cid, error=f"{type(exc).__name__}: {exc}")
+            return RouteResult(False, "client", f"{type(exc).__name__}: {exc}", self.store.get_order(cid))
+        order = self.store.update_order_status(cid, ack.status, ack.broker_order_id)
+        if ack.status == "rejected":
+            self._release(order)
+            return RouteResult(False, "client", ack.reason, order)
+        return RouteResult(True, "", "", order)
 
-def cancel(self: Router, asset: str, cid: str, reason: str = "replaced") -> bool:
-    "Cancel a working order at the client and in the store; False if nothing was working."
-    done = self._client(asset).cancel(cid)
-    if self.store.get_order(cid) is not None:
-        order = self.store.update_order_status(cid, "cancelled" if done else self._client(asset).lookup(cid) or "cancelled")
-        self._release(order)
-    return done
-
-
-def resolve(self: Router, asset: str) -> list[str]:
-    "Settle orders of unknown outcome by asking the client about their ids; the ids it never saw are sent again."
-    settled = []
-    for order in self.store.open_orders():
-        if order.intent.asset == asset and order.status == "unknown":
-            venue = self._client(asset).lookup(order.client_order_id)
+    def resolve(self, asset: str,  # the asset
+                mode: str,  # its book
+                context: Callable[[Order], BookContext],  # the book as the checks see it for an order
+                statuses: tuple[str, ...] = ("unknown",),  # which recorded orders to settle
+                ) -> list[str]:  # the ids settled
+        "Settle recorded orders of unknown outcome by their ids, through the same checks as any order."
+        settled, client = [], self.client(asset, mode)
+        for order in self.store.open_orders():
+            if order.intent.asset != asset or order.mode != mode or order.status not in statuses:
+                continue
+            venue = client.lookup(order.client_order_id)
             if venue is None:
-                self.send(order)
+                self.submit(order, context(order))  # checked again: sent under the same id, or settled as refused
+            elif venue in ("submitted", "partially_filled") and self.check(order, context(order))[0] is None:
+                self.cancel(asset, order.client_order_id, "refused after restart", mode)  # cancelled if working
             else:
                 self.store.update_order_status(order.client_order_id, venue)
             settled.append(order.client_order_id)
-    return settled
+        return settled
+
+    def protect(self, asset: str,  # the asset
+                mode: str,  # its book
+                symbol: str,  # the position's symbol
+                direction: int,  # +1 long, -1 short
+                entry: float,  # the position's average entry price
+                sl: float | None,  # the stop-loss level wanted
+                tp: float | None,  # the take-profit level wanted
+                ) -> RouteResult:
+        "Set a position's protective levels through the gate: a stop beyond the 15 % cap is set at the cap."
+        cap, reason = self.risk.max_stop_loss_pct, ""
+        if sl is not None and abs(entry - sl) / entry * 100 > cap:
+            capped = entry * (1 - direction * cap / 100)
+            reason = f"stop {sl:g} is {abs(entry - sl) / entry * 100:.4g} % from the entry: set at the cap, {capped:g}"
+            self._audit_refusal("risk", reason, asset, symbol, mode, event="protection_capped")
+            sl = capped
+        client = self.client(asset, mode)
+        if client.protection(symbol) != (sl, tp):
+            client.set_protection(symbol, sl, tp)
+        return RouteResult(True, "risk" if reason else "", reason)
+
+    def cancel(self, asset: str,  # the asset
+               cid: str,  # the order's id
+               reason: str = "replaced",  # why, for the record
+               mode: str = "paper",  # its book
+               ) -> bool:  # False if nothing was working
+        "Cancel a working order at the venue and in the store."
+        client = self.client(asset, mode)
+        done = client.cancel(cid)
+        if self.store.get_order(cid) is not None:
+            status = "cancelled" if done else client.lookup(cid) or "cancelled"
+            self._release(self.store.update_order_status(cid, status))
+        return done
+
+    # -- budget and audit -----------------------------------------------------------------------------
+    def _reserve(self, order: Order, ctx: BookContext) -> None:
+        "Reserve an opening order's margin under its id (a re-sent order keeps the one it holds)."
+        budget = self.budgets.get(order.mode)
+        if order.reduce_only or budget is None or order.intent.asset not in budget.buckets:
+            return
+        notional = order.intent.qty * ctx.price
+        budget.reserve(order.intent.asset, notional, order.client_order_id, ctx.leverage,
+                       ctx.asset_open(order.intent.asset))
+
+    def _release(self, order: Order) -> None:
+        "Free the budget an order reserved (it filled, was cancelled or rejected)."
+        budget = self.budgets.get(order.mode)
+        if budget is not None and order.intent.asset in budget.buckets:
+            budget.release(order.intent.asset, order.client_order_id)
+
+    def _audit(self, event: str, order: Order, **fields) -> None:
+        if self.audit is not None:
+            i = order.intent
+            self.audit.append(event, client_order_id=order.client_order_id, asset=i.asset, symbol=i.symbol,
+                              side=i.side, mode=order.mode, strategy=i.strategy_id, **fields)
+
+    def _audit_refusal(self, stage: str, reason: str, asset: str, symbol: str, mode: str, event: str = "order_refused",
+                       **fields) -> None:
+        if self.audit is not None:
+            self.audit.append(event, stage=stage, reason=reason, asset=asset, symbol=symbol, mode=mode, **fields)
+
+    def _refuse(self, stage: str, reason: str, intent: OrderIntent, cid: str, mode: str) -> RouteResult:
+        self._audit_refusal(stage, reason, intent.asset, intent.symbol, mode, client_order_id=cid, side=intent.side,
+                            strategy=intent.strategy_id)
+        return RouteResult(False, stage, reason)
 
 
-Router.place, Router.send, Router._release, Router.cancel, Router.resolve = place, send, _release, cancel, resolve
+def _reduce_only_problem(intent: OrderIntent, position: float) -> str:
+    "Why a reduce-only order may not go out against `position` ('' when it only reduces)."
+    side = 1 if intent.side == "buy" else -1
+    if position == 0.0 or position * side > 0:
+        held = "no position" if position == 0.0 else f"a position of {position:g}"
+        return f"reduce-only {intent.side} of {intent.qty:g} against {held}: it would open or grow a position"
+    if intent.qty > abs(position) * (1 + 1e-9):
+        return (f"reduce-only {intent.side} of {intent.qty:g} exceeds the {abs(position):g} held: it would flip "
+                "the position")
+    return ""

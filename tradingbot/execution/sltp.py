@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastcore.basics import patch
+from collections.abc import Callable
 
 from ..brokers.base import ExecutionClient, Protection
 from .model import StopMoved, utc_now
@@ -20,58 +20,68 @@ from ..jsonlog import log_event
 __all__ = ['SLTPManager']
 
 # %% ../../nbs/83_execution.sltp.ipynb #bff57a60
+def _has_levels(levels) -> bool:
+    return levels is not None and any(x is not None for x in levels)
+
+
 class SLTPManager:
     "Keeps each position's stop-loss and take-profit at the venue."
 
-    def __init__(self, client: ExecutionClient):
+    def __init__(self, client: ExecutionClient,  # the venue holding the positions
+                 ):
         self.client = client
         self.unprotected: list[str] = []  # open positions found with no stop anywhere at the last sync
 
-    def attach(self, symbol: str, direction: int, entry: float, protection: Protection,
-               ) -> tuple[float | None, float | None]:
+    def attach(self, symbol: str,  # the position's symbol
+               direction: int,  # +1 long, -1 short
+               entry: float,  # its average entry price
+               protection: Protection,  # where the levels sit
+               ) -> tuple[float | None, float | None]:  # the levels attached
         "Attach the levels `protection` puts around `entry`; write only if the venue holds others."
         levels = protection.levels(direction, entry)
         if self.client.protection(symbol) != levels:
             self.client.set_protection(symbol, *levels)
         return levels
 
-# %% ../../nbs/83_execution.sltp.ipynb #33a584d7
-def _has_levels(levels) -> bool:
-    return levels is not None and any(x is not None for x in levels)
-
-
-@patch
-def sync(self: SLTPManager, expected: dict[str, tuple[float | None, float | None]]) -> list[str]:
-    "Re-attach the expected levels of every open venue position; the symbols re-attached or unprotected."
-    touched, self.unprotected = [], []
-    for symbol, qty in sorted(self.client.positions().items()):
-        if qty == 0:
-            continue
-        held, want = self.client.protection(symbol), expected.get(symbol)
-        if _has_levels(want):
-            if tuple(want) != held:
-                self.client.set_protection(symbol, *want)
+    def sync(self, expected: dict[str, tuple[float | None, float | None]],  # symbol -> (sl, tp) we expect
+             protect: Callable[[str, tuple], None] | None = None,  # sets levels through the router's gate
+             ) -> list[str]:  # the symbols re-attached or unprotected
+        "Re-attach the expected levels of every open venue position; the symbols re-attached or unprotected."
+        touched, self.unprotected = [], []
+        for symbol, qty in sorted(self.client.positions().items()):
+            if qty == 0:
+                continue
+            held, want = self.client.protection(symbol), expected.get(symbol)
+            if _has_levels(want):
+                if tuple(want) != held:
+                    protect(symbol, tuple(want)) if protect is not None else self.client.set_protection(symbol, *want)
+                    touched.append(symbol)
+            elif not _has_levels(held):
+                log_event("unprotected_position", symbol=symbol, qty=qty, venue=self.client.capabilities.venue)
+                self.unprotected.append(symbol)
                 touched.append(symbol)
-        elif not _has_levels(held):
-            log_event("unprotected_position", symbol=symbol, qty=qty, venue=self.client.capabilities.venue)
-            self.unprotected.append(symbol)
-            touched.append(symbol)
-    return touched
+        return touched
 
-# %% ../../nbs/83_execution.sltp.ipynb #adce0deb
-@patch
-def trail(self: SLTPManager, symbol: str, side: str, price: float, *, atr: float | None = None,
-          pct: float | None = None, position_id: str = "", ts: datetime | str | None = None) -> StopMoved | None:
-    "Trail the stop (and a reached take-profit) of `symbol` in the position's favour; the move, if any."
-    if not self.client.positions().get(symbol):
-        return None
-    old_sl, old_tp = self.client.protection(symbol)
-    if old_sl is None:
-        return None
-    new_sl, new_tp = apply_trailing_tp({"side": side, "price": price, "stop": old_sl, "tp": old_tp}, atr=atr, pct=pct)
-    if (new_sl, new_tp) == (old_sl, old_tp):
-        return None
-    self.client.set_protection(symbol, new_sl, new_tp)
-    if new_sl == old_sl:
-        return None
-    return StopMoved(ts or utc_now(), position_id=position_id or symbol, symbol=symbol, old_sl=old_sl, new_sl=new_sl)
+    def trail(self, symbol: str,  # the position's symbol
+              side: str,  # 'buy' (long) or 'sell' (short)
+              price: float,  # the last price
+              *, atr: float | None = None,  # trail distance in price units ...
+              pct: float | None = None,  # ... or in percent of the price
+              position_id: str = "",  # for the event
+              ts: datetime | str | None = None,  # the event's time (default now)
+              ) -> StopMoved | None:  # the move, if the stop moved
+        "Trail the stop (and a reached take-profit) of `symbol` in the position's favour; the move, if any."
+        if not self.client.positions().get(symbol):
+            return None
+        old_sl, old_tp = self.client.protection(symbol)
+        if old_sl is None:
+            return None
+        new_sl, new_tp = apply_trailing_tp({"side": side, "price": price, "stop": old_sl, "tp": old_tp}, atr=atr,
+                                           pct=pct)
+        if (new_sl, new_tp) == (old_sl, old_tp):
+            return None
+        self.client.set_protection(symbol, new_sl, new_tp)
+        if new_sl == old_sl:
+            return None
+        return StopMoved(ts or utc_now(), position_id=position_id or symbol, symbol=symbol, old_sl=old_sl,
+                         new_sl=new_sl)

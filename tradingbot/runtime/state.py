@@ -106,7 +106,6 @@ def restore_live_as_close_only(state: RuntimeState) -> list[str]:
 # %% ../../nbs/70_runtime.state.ipynb #71430c6c
 def load_state(path: str | Path | None = None,  # default state_path()
                on_corrupt: Literal["raise", "default"] = "raise",  # after quarantining a bad file
-               restore_close_only: bool | None = None,  # default config SAFETY.RESTORE_LIVE_AS_CLOSE_ONLY
                ) -> RuntimeState:
     "Load runtime.json: missing -> default; corrupt -> quarantined, then raise or default; live -> close-only."
     path = Path(path or state_path())
@@ -120,8 +119,6 @@ def load_state(path: str | Path | None = None,  # default state_path()
         if on_corrupt == "raise":
             raise StateError(f"{exc}; the file was moved to {aside.name}; the next load starts every asset in paper") from None
         return RuntimeState.default()
-    if restore_close_only is None:
-        restore_close_only = get_key("SAFETY.RESTORE_LIVE_AS_CLOSE_ONLY", True)
-    if restore_close_only and (changed := restore_live_as_close_only(state)):
+    if changed := restore_live_as_close_only(state):  # no configuration boots an asset able to open live positions
         log_event("live_restored_close_only", assets=changed)
     return state

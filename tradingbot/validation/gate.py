@@ -7,13 +7,14 @@ Docs: https://tradingbot.github.io/tradingbot/validation.gate.html.md"""
 # %% ../../nbs/56_validation.gate.ipynb #7c1ec831
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import asdict, dataclass
 
 from ..config import get_key
 
 # %% auto #0
-__all__ = ['RuleResult', 'Verdict', 'default_gates', 'evaluate_gates', 'eligible_for_live']
+__all__ = ['RuleResult', 'Verdict', 'default_gates', 'evaluate_gates', 'live_eligibility', 'eligible_for_live']
 
 # %% ../../nbs/56_validation.gate.ipynb #abc8f0ac
 @dataclass(frozen=True)
@@ -50,6 +51,24 @@ class Verdict:
         rules = [{**asdict(r), "value": r.value if math.isfinite(r.value) else None} for r in self.rules]
         return {"passed": self.passed, "reasons": self.reasons, "rules": rules}
 
+    def plot(self, title: str | None = None,  # the figure's title
+             ):
+        "Each rule's measured value as a share of its threshold (1 = on the line), green passed, red failed."
+        import matplotlib.pyplot as plt
+        fig, ax = plt.subplots(figsize=(7, 0.45 * len(self.rules) + 1.2))
+        for k, r in enumerate(self.rules):
+            share = r.value / r.threshold if math.isfinite(r.value) and r.threshold else 0.0
+            ax.barh(k, share, color="tab:green" if r.passed else "tab:red", alpha=0.8)
+            shown = "not measured" if not math.isfinite(r.value) else f"{r.value:.3g}"
+            ax.text(max(share, 0) + 0.02, k, f"{shown} ({r.op} {r.threshold:g})", va="center", fontsize="small")
+        ax.axvline(1.0, color="k", lw=1)
+        ax.set_yticks(range(len(self.rules)), [r.rule for r in self.rules])
+        ax.invert_yaxis()
+        ax.set_xlabel("measured / threshold  (>= rules pass right of 1, <= rules left of it)")
+        ax.set_title(title or ("PASSED" if self.passed else "FAILED"))
+        fig.tight_layout()
+        return fig
+
 # %% ../../nbs/56_validation.gate.ipynb #e825ff2d
 def _rule(rule: str, value, op: str, threshold: float) -> RuleResult:
     value = float("nan") if value is None else float(value)
@@ -81,16 +100,64 @@ def evaluate_gates(metrics: dict,  # from `metrics.summary` (trades, sharpe, max
     )
     return Verdict(all(r.passed for r in rules), rules)
 
-# %% ../../nbs/56_validation.gate.ipynb #4ac02474
-def eligible_for_live(strategy_id: str,  # a strategy id of strategies.json
-                      gates: dict | None = None,  # override thresholds (default: configuration)
-                      logs_root=None,  # where validation records live (default logs/)
-                      ) -> bool:
-    "True only if the strategy's latest validation record passes the gates now."
+# %% ../../nbs/56_validation.gate.ipynb #092921e5
+def _age_days(when: str | None, now: dt.datetime) -> float:
+    "Days from the ISO-8601 time `when` to `now` (inf when unknown)."
+    if not when:
+        return math.inf
+    try:
+        t = dt.datetime.fromisoformat(when)
+    except ValueError:
+        return math.inf
+    return (now - (t if t.tzinfo else t.replace(tzinfo=dt.timezone.utc))).total_seconds() / 86_400
+
+
+def _record_problem(record: dict, strategy_id: str, asset: str, now: dt.datetime) -> str:
+    "Why the record does not describe what would trade today ('' when it does)."
+    from tradingbot.strategies.base import make_strategy
+    from tradingbot.validation.pipeline import params_hash
+    if record.get("strategy") != strategy_id:
+        return f"the record is of strategy {record.get('strategy')!r}"
+    if record.get("asset") != asset or record.get("sizing") != "risk":
+        made = record.get("asset") or "no asset (a research run)"
+        return f"validated for {made} with sizing {record.get('sizing')!r}, not for {asset} as it trades"
+    if record.get("params_hash") != params_hash(make_strategy(strategy_id).params):
+        return "validated with other parameters than the configured ones (strategies.json)"
+    timeframe = get_key(f"assets.{asset}.timeframe")
+    if record.get("timeframe") != timeframe:
+        return f"validated on {record.get('timeframe')!r} bars, {asset} trades {timeframe!r}"
+    limit = float(get_key("VALIDATION.max_record_age_days"))
+    for what, key in (("the validation", "validated_at"), ("its data", "data_end")):
+        age = _age_days(record.get(key), now)
+        if not age <= limit:
+            shown = "of unknown age" if math.isinf(age) else f"{age:.0f} days old"
+            return f"{what} is {shown}, older than VALIDATION.max_record_age_days {limit:g}"
+    return ""
+
+
+def live_eligibility(strategy_id: str,  # a strategy id of strategies.json
+                     asset: str,  # the asset that would trade it live
+                     gates: dict | None = None,  # stricter thresholds on top of today's configuration
+                     logs_root=None,  # where validation records live (default logs/)
+                     now: dt.datetime | None = None,  # default: the current time
+                     ) -> tuple[bool, str]:  # (eligible, why not)
+    "Whether the strategy's latest validation record lets `asset` trade it live today, and if not why."
     from tradingbot.validation.report import latest_report
     record = latest_report(strategy_id, logs_root=logs_root)
     if not record or "metrics" not in record:
-        return False
-    verdict = evaluate_gates(record["metrics"], {**record.get("gates", {}), **(gates or {})},
-                             record.get("deflated_sharpe"))
-    return verdict.passed and bool(record.get("verdict", {}).get("passed"))
+        return False, "no validation record"
+    problem = _record_problem(record, strategy_id, asset, now or dt.datetime.now(dt.timezone.utc))
+    if problem:
+        return False, problem
+    today = {**default_gates(), **(get_key(f"strategies.strategies.{strategy_id}.gates") or {}), **(gates or {})}
+    verdict = evaluate_gates(record["metrics"], today, record.get("deflated_sharpe"))
+    return (True, "") if verdict.passed else (False, "; ".join(verdict.reasons))
+
+
+def eligible_for_live(strategy_id: str,  # a strategy id of strategies.json
+                      asset: str,  # the asset that would trade it live
+                      gates: dict | None = None,  # stricter thresholds on top of today's configuration
+                      logs_root=None,  # where validation records live (default logs/)
+                      ) -> bool:
+    "True only if the strategy's latest validation record lets `asset` trade it live today."
+    return live_eligibility(strategy_id, asset, gates, logs_root)[0]

@@ -184,14 +184,17 @@ class Validation:
     verdict: Verdict | None = None
     asset: str | None = None  # the asset whose rules it traded under (None: research sizing)
     sizing: str = "risk"
+    timeframe: str = ""  # the bars' timeframe
+    validated_at: str = ""  # when it ran, ISO-8601 UTC (the gate's maximum age counts from here)
 
     def record(self) -> dict:
         "What goes to logs/validation: inputs, provenance, metrics and the verdict."
         wf = self.walk_forward.assign(chosen=self.walk_forward.chosen.map(str)).reset_index()
         index = self.run.returns.index
         return {"strategy": self.strategy, "params": self.params, "params_hash": params_hash(self.params),
-                "asset": self.asset, "sizing": self.sizing, "data": self.data,
+                "asset": self.asset, "sizing": self.sizing, "data": self.data, "timeframe": self.timeframe,
                 "data_start": index[0].isoformat(), "data_end": index[-1].isoformat(), "seed": self.seed,
+                "validated_at": self.validated_at,
                 "costs": to_jsonable(self.costs), "data_hash": self.data_hash, "commit": self.commit,
                 "periods": self.periods, "metrics": to_jsonable(self.metrics), "n_trials": len(self.grid),
                 "deflated_sharpe": to_jsonable(self.deflated_sharpe), "pbo": to_jsonable(self.pbo.pbo),
@@ -248,7 +251,7 @@ def validate_strategy(strategy: Strategy | str,  # a Strategy instance, or a reg
     steps.close()
     return Validation(strategy.strategy_id, strategy.params, ds.name, seed, costs, data_hash(ds.bars), code_commit(),
                       periods, main, metrics, trials, grid, dsr, pbo, wf, stress, gates, verdict, asset,
-                      "risk" if asset else "cash")
+                      "risk" if asset else "cash", ds.timeframe, pd.Timestamp.now(tz="UTC").isoformat())
 
 
 def _stress(strategy, ds, main, costs, asset, periods, seed, n_sims) -> dict:
