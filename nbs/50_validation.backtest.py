@@ -1,33 +1,21 @@
 # %% [markdown]
 # # Backtester
 #
-# > Event-driven backtests on bars: signals or per-bar orders in, the one fill model of `tradingbot.execution` applied bar by bar in numba, orders, fills, trades and the equity curve out as DataFrames, a summary and a plot; and parallel parameter sweeps.
+# > Backtest signals or per-bar orders through the fill model that paper and live trading use: orders, fills, trades and the equity curve as DataFrames, an annualised summary, a plot, and parallel parameter sweeps.
 
 # %%
 #| default_exp validation.backtest
 
 # %% [markdown]
-# DESIGN §6: the backtester is the fill model of `tradingbot.execution` run inside a numba loop
-# (`tradingbot.validation._backtest_nb`), so a backtest and a paper session over the same bars fill
-# the same way. This module is the pandas face: it checks the inputs, turns them into the loop's
-# arrays, and turns the loop's records into frames.
+# `backtest(bars, entries, exits)` runs a strategy's signals bar by bar through the fill model of
+# `tradingbot.execution`, inside a numba loop (`tradingbot.validation._backtest_nb`, DESIGN §6): a
+# backtest and a paper session over the same bars fill the same way. This module is the loop's pandas
+# face: it checks the inputs, turns them into the loop's arrays, and turns the loop's records into frames.
 #
-# **Timing.** A decision is taken at a bar's close. With `price="next_open"` (the default) its order
-# reaches the market at the open of the next bar — `fill.latency_bars` later still — and every fill is
-# after the decision. `price="close"` fills at the decision bar's own close: vectorbt's convention,
-# kept so that the two can be checked against each other (`tests/test_backtest_vectorbt_parity.py`);
-# it is not a tradeable assumption.
-#
-# **Two ways to size.** A research backtest (no `asset`) spends all free cash on each entry, with no
-# costs unless `fill=` gives them — the vectorbt habit. With `asset="crypto_spot"` (any asset of
-# `config/assets.json`) the backtest trades as paper and live will: the asset's fees, lot step, minimum
-# notional, stop band and shorting rule, the paper session's starting equity, and `sizing="risk"` — the
-# $10 rule, the risk tiers, the drawdown cut and every cap of `tradingbot.execution.risk`, computed by
-# the same kernels the router calls.
-#
-# **Units.** Percent parameters are named `*_pct` and take percent: `sl_pct=2` is a 2 % stop. A value
-# under 0.1 where a stop is expected (`sl_pct=0.02`, the vectorbt habit for 2 %) is almost always a
-# fraction by mistake, so it warns.
+# The lesson starts with a first backtest and what it assumed. It then builds `backtest` from its parts
+# (frames to arrays, the settings of a run, the kernel, records back to frames, the result) and uses it:
+# fill timing and latency, stops, shorts and sizing, several symbols on one account, orders bar by bar,
+# funding, trading as paper will (`asset=`), parameter sweeps, and numba's cold start.
 
 # %%
 #| export
@@ -66,9 +54,9 @@ spx, btc, es = load_sample("spx_1d"), load_sample("btcusd_1h"), load_sample("es_
 # %% [markdown]
 # ## A first backtest: RSI-2 on the S&P 500
 # Connors' RSI-2 rule on twenty years of daily bars: buy when the 2-day RSI closes below 10 while the
-# close is above its 200-day average, sell when the RSI closes above 70. Decisions at the close, fills
-# at the next open, 0.05 % taker fees and a 1 bp spread. (This cell uses the package's `backtest`; the
-# rest of the lesson builds it.)
+# close is above its 200-day average, sell when the RSI closes above 70. Signals are boolean Series on
+# the bars' index; decisions at the close, fills at the next open, 0.05 % taker fees and a 1 bp spread.
+# (This cell imports the package's `backtest`; the rest of the lesson builds it.)
 
 # %%
 from tradingbot.validation.backtest import backtest as first_backtest  # noqa: E402
@@ -84,6 +72,27 @@ first.plot(title="RSI-2 on the S&P 500: next-open fills, 0.05 % fees");
 {k: round(v, 3) for k, v in first.summary().items() if k in ("total_return", "sharpe", "max_drawdown", "trades",
                                                               "trade_win_rate", "trade_profit_factor")}
 
+
+# %% [markdown]
+# ## What that backtest assumed
+# **Timing.** A decision is taken at a bar's close, from that bar and the bars before it (the RSI-2
+# above is computed on closes up to the decision bar's). With `price="next_open"` (the default) its order
+# reaches the market at the open of the next bar — `fill.latency_bars` later still — so every fill comes
+# after the decision it acts on. `price="close"`
+# fills at the decision bar's own close: vectorbt's convention, kept so that the two can be checked
+# against each other (`tests/test_backtest_vectorbt_parity.py`); it is not a tradeable assumption.
+#
+# **Two ways to size.** A research backtest (no `asset`, as above) spends all free cash on each entry,
+# with no costs unless `fill=` gives them — the vectorbt habit. With `asset="crypto_spot"` (any asset of
+# `config/assets.json`) the backtest trades as paper and live will: the asset's fees, lot step, minimum
+# notional, stop band and shorting rule, the paper session's starting equity, and `sizing="risk"` — the
+# $10 rule, the risk tiers, the drawdown cut and every cap of `tradingbot.execution.risk`, computed by
+# the same kernels the router calls.
+#
+# **Units.** Percent parameters are named `*_pct` and take percent: `sl_pct=2` is a 2 % stop, and
+# `taker_fee_pct=0.05` above is 0.05 %. A value under 0.1 where a stop is expected (`sl_pct=0.02`, the
+# vectorbt habit for 2 %) is almost always a fraction by mistake, so it warns. Stop distances
+# (`stop_distance`) are in price units, durations (`time_stop_bars`) in bars.
 
 # %% [markdown]
 # ## From frames to the loop's arrays
@@ -327,8 +336,9 @@ test_eq(_names(Info, np.array([6])) == "stop_too_wide", np.array([True]))
 # %% [markdown]
 # ## Settings shared by backtests and sweeps
 # `_setup` resolves what a run trades under: with an `asset`, its fill model, order rules, the paper
-# session's starting equity and risk sizing, each overridable; without one, a research run. A `size`
-# the sizing ignores is an error, and so is a sizing that needs one without it.
+# session's starting equity and risk sizing, each overridable; without one, a research run (all-in, no
+# costs, 1,000 of cash). A `size` the sizing ignores is an error rather than silently dropped, and so is a
+# sizing that needs a size and gets none.
 
 # %%
 #| export
@@ -514,24 +524,27 @@ def calendar_of(bars: pd.DataFrame,  # bars, whose attrs may name a calendar, a 
 class BacktestResult:
     "What a backtest produced; the orders, fills and trades frames are built from the records on first use."
     equity: pd.Series  # account equity at each bar's close
-    stats: dict  # final_equity, total_return, max_drawdown (≤ 0), n_trades, win_rate (per trade), fees, orders, fills
+    stats: dict  # final_equity, total_return, max_drawdown (≤ 0), n_trades, win_rate (per trade), fees, n_orders, n_fills
     records: tuple  # the loop's (orders, fills, trades) structured arrays
-    symbols: tuple[str, ...]
+    symbols: tuple[str, ...]  # the symbols in column order (the records' `col` numbers index it)
     closes: pd.DataFrame | None = None  # close prices by symbol (buy-and-hold in `plot`)
     timeframe: str | None = None  # the bars' timeframe, for annualising
     calendar: str | None = None  # the market's calendar, for annualising
-    init_cash: float = 1_000.0
+    init_cash: float = 1_000.0  # starting equity, account currency
 
     @cached_property
     def orders(self) -> pd.DataFrame:
+        "Every order, by order id: symbol, decision time, side, type, prices, status and why, what filled."
         return _orders_frame(self.records[0], self.equity.index, self.symbols)
 
     @cached_property
     def fills(self) -> pd.DataFrame:
+        "Every fill in the order it happened: order id, symbol, time, side, quantity, price, fee, maker or taker."
         return _fills_frame(self.records[1], self.equity.index, self.symbols)
 
     @cached_property
-    def trades(self) -> pd.DataFrame:  # closed round trips
+    def trades(self) -> pd.DataFrame:
+        "Closed round trips from flat to flat: entry and exit times and prices, fees, funding, P&L, return, reason."
         return _trades_frame(self.records[2], self.equity.index, self.symbols)
 
     @cached_property
@@ -593,8 +606,8 @@ class BacktestResult:
 # ## backtest
 # Stops are in percent of the entry price (`sl_pct=2` is 2 %): stop-loss, take-profit, trailing stop;
 # `time_stop_bars` closes a position after that many bars; `stop_distance` gives a stop-loss distance in
-# price units per bar (e.g. 2 × ATR), taken with each entry. Both may be given: the tighter one is the
-# stop (`stop_price_nb`, the one stop rule). A stop farther than SAFETY.MAX_STOP_LOSS_PCT is refused: a
+# price units per bar (e.g. 2 × ATR), taken with each entry. `sl_pct` and `stop_distance` may both be
+# given: the tighter one is the stop (`stop_price_nb`, the one stop rule). A stop farther than SAFETY.MAX_STOP_LOSS_PCT is refused: a
 # configured one raises, a per-bar one rejects that entry (as does one outside the asset's band).
 # `stop_cooldown_bars` (default 1: the bar of a protective exit itself, which is vectorbt's rule)
 # ignores entry signals for a while after a stop. `score` is each entry's signal strength in [0, 1] for
@@ -612,11 +625,11 @@ def backtest(bars: pd.DataFrame | Mapping[str, pd.DataFrame],  # one symbol's ba
              price: str = "next_open",  # 'next_open' (decide at close, fill at a later open) or 'close' (vectorbt)
              asset: str | None = None,  # trade as this asset of assets.json does in paper: its costs, lots, stops, sizing
              sizing: str | None = None,  # 'cash' (all-in), 'notional', 'equity' or 'risk' (default: risk with an asset)
-             size: float | None = None,  # money per entry ('notional') or fraction of equity ('equity')
+             size: float | None = None,  # money per entry ('notional') or fraction of equity ('equity', 0.5 = half)
              init_cash: float | None = None,  # starting equity (default: the paper session's with an asset, else 1,000)
-             sl_pct=np.nan,  # stop-loss, percent of the entry price (scalar)
-             tp_pct=np.nan,  # take-profit, percent of the entry price
-             trail_pct=np.nan,  # trailing stop, percent below the best price since entry
+             sl_pct=np.nan,  # stop-loss, percent of the entry price (2 = 2 %; NaN: none)
+             tp_pct=np.nan,  # take-profit, percent of the entry price (NaN: none)
+             trail_pct=np.nan,  # trailing stop, percent below the best price since entry (NaN: none)
              time_stop_bars: int = 0,  # close a position after this many bars (0: never)
              stop_distance=None,  # per-bar stop-loss distance in price units (Series, or DataFrame by symbol)
              score=None,  # per-bar signal strength in [0, 1] for risk sizing (Series, or DataFrame by symbol)
@@ -992,12 +1005,12 @@ def sweep(bars: pd.DataFrame,  # one symbol's bars
           *,
           price: str = "next_open",  # 'next_open' or 'close'
           asset: str | None = None,  # trade as this asset does in paper (costs, lots, stops, risk sizing)
-          sizing: str | None = None,  # as in `backtest`
-          size: float | None = None,  # as in `backtest`
-          init_cash: float | None = None,  # as in `backtest`
-          sl_pct=np.nan,  # stop-loss percent: a scalar, or one value per column
-          tp_pct=np.nan,  # take-profit percent: a scalar, or one value per column
-          trail_pct=np.nan,  # trailing-stop percent: a scalar, or one value per column
+          sizing: str | None = None,  # 'cash' (all-in), 'notional', 'equity' or 'risk' (default: risk with an asset)
+          size: float | None = None,  # money per entry ('notional') or fraction of equity ('equity', 0.5 = half)
+          init_cash: float | None = None,  # each column's starting equity (default: paper's with an asset, else 1,000)
+          sl_pct=np.nan,  # stop-loss, percent of the entry price (2 = 2 %): a scalar, or one value per column
+          tp_pct=np.nan,  # take-profit, percent of the entry price: a scalar, or one value per column
+          trail_pct=np.nan,  # trailing stop, percent below the best price: a scalar, or one value per column
           time_stop_bars=0,  # bars to the time stop: a scalar, or one value per column
           stop_distance=None,  # price units: a Series for all columns, or one per column (DataFrame or list)
           score=None,  # signal strength in [0, 1]: a Series for all columns, or one per column

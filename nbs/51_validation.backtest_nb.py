@@ -63,40 +63,40 @@ from fastcore.test import test_close, test_eq
 #| export
 class Market(NamedTuple):
     "Per-bar market rows, shape (n_price_rows, n_bars); spread, vol and funding may be (1, 1) when unused."
-    open: np.ndarray
-    high: np.ndarray
-    low: np.ndarray
-    close: np.ndarray
-    volume: np.ndarray
-    spread: np.ndarray  # full spread, price units (NaN: configured)
-    vol: np.ndarray  # volatility in price units known at each bar's close (slippage)
-    funding: np.ndarray  # summed funding rate settling in each bar
+    open: np.ndarray  # opening price of each bar, price units
+    high: np.ndarray  # highest price, price units
+    low: np.ndarray  # lowest price, price units
+    close: np.ndarray  # closing price, price units
+    volume: np.ndarray  # traded volume, units (the participation cap's base)
+    spread: np.ndarray  # full bid-ask spread, price units (NaN: the fill model's spread fraction)
+    vol: np.ndarray  # volatility in price units known at each bar's close (volatility slippage)
+    funding: np.ndarray  # summed funding rate settling in each bar, fraction of the position's value (1e-4 = 0.01 %)
     day: np.ndarray  # (1, n_bars) int64: UTC day of each bar's close (the daily-loss cap's day)
 
 
 class SignalRows(NamedTuple):
     "Decision rows, shape (n_cols, n_bars): four boolean rows, and the signal strength of each entry."
-    long_entries: np.ndarray
-    long_exits: np.ndarray
-    short_entries: np.ndarray
-    short_exits: np.ndarray
+    long_entries: np.ndarray  # bool: open a long (decided at the bar's close)
+    long_exits: np.ndarray  # bool: close a long
+    short_entries: np.ndarray  # bool: open a short
+    short_exits: np.ndarray  # bool: close a short
     score: np.ndarray  # float64 signal strength in [0, 1] (risk sizing's signal weight; (1, 1) when unused: 0.5)
 
 
 class OrderArrays(NamedTuple):
     "Per-bar orders decided at each bar's close, shape (n_cols, n_bars); size NaN or 0: none."
     size: np.ndarray  # signed units: > 0 buy, < 0 sell
-    type: np.ndarray  # OrderType (int64)
-    limit: np.ndarray
-    stop: np.ndarray
+    type: np.ndarray  # OrderType code (int64)
+    limit: np.ndarray  # limit price of limit and stop-limit orders, price units
+    stop: np.ndarray  # trigger price of stop and stop-limit orders, price units
 
 
 class Stops(NamedTuple):
     "Protective stops per column (fractions; NaN: none) and per-bar stop distances."
-    sl: np.ndarray  # (n_cols,) stop-loss distance from the entry
-    tp: np.ndarray  # (n_cols,) take-profit distance
-    trail: np.ndarray  # (n_cols,) trailing-stop distance from the best price since entry
-    time_bars: np.ndarray  # (n_cols,) int64 bars to the time stop (0: none)
+    sl: np.ndarray  # (n_cols,) stop-loss distance from the entry, fraction of the entry price (0.02 = 2 %)
+    tp: np.ndarray  # (n_cols,) take-profit distance from the entry, fraction of the entry price
+    trail: np.ndarray  # (n_cols,) trailing-stop distance from the best price since entry, fraction of that price
+    time_bars: np.ndarray  # (n_cols,) int64: bars in the trade before the time stop (0: none)
     dist: np.ndarray  # (n_dist_rows, n_bars) stop-loss distance in price units decided with each entry (ATR stops)
     dist_row: np.ndarray  # (n_cols,) int64: the row of `dist` each column reads (columns may share one)
 
@@ -105,30 +105,30 @@ class SimConfig(NamedTuple):
     "Scalar settings of one run (the defaults: a research run with no costs, all-in, fills at the next open)."
     at_close: bool = False  # orders meet the close of their decision bar (vectorbt convention) instead of a later open
     latency: int = 0  # bars between a decision's close and the open its order reaches
-    sizing: int = 0  # Sizing code
-    size: float = np.inf  # notional, or fraction of equity
-    init_cash: float = 1000.0
+    sizing: int = 0  # Sizing code (`SIZING.CASH`, `.NOTIONAL`, `.EQUITY`, `.RISK`)
+    size: float = np.inf  # money per entry (notional sizing) or fraction of equity (equity sizing); else unused
+    init_cash: float = 1000.0  # starting cash, account currency
     cooldown: int = 1  # bars after a protective exit in which entry signals are ignored
-    tif: int = 0  # TimeInForce code
-    post_only: bool = False
-    max_stop_pct: float = 15.0  # SAFETY.MAX_STOP_LOSS_PCT
+    tif: int = 0  # TimeInForce code of every order
+    post_only: bool = False  # limit orders only rest: one that would cross on arrival is rejected
+    max_stop_pct: float = 15.0  # the widest stop allowed, percent (SAFETY.MAX_STOP_LOSS_PCT)
     sl_min_pct: float = 0.0  # the asset's band: an entry's stop at least this far (percent; 0: no floor) ...
     sl_max_pct: float = 15.0  # ... and at most this far (percent; the cap when no asset is given)
     use_le: bool = False  # long entries given (signal rows a run lacks are (1, 1) placeholders, never read)
     use_lx: bool = False  # long exits given
     use_se: bool = False  # short entries given
     use_sx: bool = False  # short exits given
-    use_orders: bool = False
-    has_spread: bool = False
-    has_vol: bool = False
-    has_funding: bool = False
-    has_dist: bool = False
+    use_orders: bool = False  # per-bar orders given (`OrderArrays`) instead of signals
+    has_spread: bool = False  # `Market.spread` holds a spread per bar
+    has_vol: bool = False  # `Market.vol` holds volatility per bar (volatility slippage)
+    has_funding: bool = False  # `Market.funding` holds funding rates per bar
+    has_dist: bool = False  # `Stops.dist` holds stop distances per bar
     record: bool = True  # write order, fill and trade records (a sweep keeps statistics only)
-    has_score: bool = False
-    has_day: bool = False
+    has_score: bool = False  # `SignalRows.score` holds a strength per bar (else every entry weighs 0.5)
+    has_day: bool = False  # `Market.day` holds each bar's UTC day (risk sizing's daily-loss cap)
     shorting: bool = True  # short entries allowed (the venue's capability; spot has none)
-    qty_step: float = 0.0  # risk sizing: the venue's lot step ...
-    min_notional: float = 0.0  # ... and its minimum order value
+    qty_step: float = 0.0  # risk sizing: the venue's lot step, units (0: none)
+    min_notional: float = 0.0  # risk sizing: the venue's minimum order value, account currency (0: none)
     leverage: float = 1.0  # risk sizing: the leverage orders use
     risk: RiskParams = RiskConfig().params  # risk sizing: the rules of `tradingbot.execution.risk`
 
@@ -732,7 +732,9 @@ def _stats_nb(acct, cnt, out):
 
 # %%
 #| export
-def new_state(width: int, init_cash: float) -> tuple[np.ndarray, ...]:
+def new_state(width: int,  # columns in the group
+              init_cash: float,  # starting cash of the group's account, account currency
+             ) -> tuple[np.ndarray, ...]:  # (ps_all, slots, acct, cnt), as `run_nb` takes them
     "Fresh loop state for a group of `width` columns: positions, working-order slots, account cells, counters."
     ps_all, slots = np.zeros(width, dtype=_POS_DT), np.zeros((width, 2), dtype=_SLOT_DT)
     acct, cnt = np.zeros(10), np.zeros(4, dtype=np.int64)
@@ -742,14 +744,24 @@ def new_state(width: int, init_cash: float) -> tuple[np.ndarray, ...]:
 
 @njit(cache=True, nogil=True, _nrt=False)
 def run_nb(start: int,  # first bar to simulate
-           c0: int, c1: int,  # the group's columns (ignored when `alone` is given)
+           c0: int,  # the group's first column (ignored when `alone` is given)
+           c1: int,  # one past the group's last column (ignored when `alone` is given)
            alone: np.ndarray,  # int64 columns to simulate one by one (a sweep), or empty
-           pcols: np.ndarray,  # market row of each column
-           mkt: Market, sig: SignalRows, ords: OrderArrays, stops: Stops,
-           cfg: SimConfig, params: FillParams,
+           pcols: np.ndarray,  # int64 market row of each column
+           mkt: Market,  # price rows, spread, volatility, funding, close days
+           sig: SignalRows,  # signal rows (when `cfg.use_*`)
+           ords: OrderArrays,  # per-bar orders (when `cfg.use_orders`)
+           stops: Stops,  # protective stops per column and stop distances per bar
+           cfg: SimConfig,  # the run's scalar settings
+           params: FillParams,  # the fill model: fees, spread, slippage, participation (fractions)
            equity_out: np.ndarray,  # (n_bars,) equity at each close, or (0,) to skip
-           ps_all: np.ndarray, slots: np.ndarray, acct: np.ndarray, cnt: np.ndarray,  # state (see `new_state`)
-           orders: np.ndarray, fills: np.ndarray, trades: np.ndarray,  # record buffers
+           ps_all: np.ndarray,  # state: a position record per column (from `new_state`)
+           slots: np.ndarray,  # state: (n_cols, 2) working-order slots, exit then entry
+           acct: np.ndarray,  # state: the account cells (cash, free cash, fees, peak equity, drawdown, ...)
+           cnt: np.ndarray,  # state: record counters (orders, fills, trades, wins)
+           orders: np.ndarray,  # ORDER_DT record buffer
+           fills: np.ndarray,  # FILL_DT record buffer
+           trades: np.ndarray,  # TRADE_DT record buffer
            stats_out: np.ndarray,  # (rows, len(STAT_FIELDS)) statistics out
           ) -> int:  # where the group run stopped (n_bars when done)
     "Simulate a cash-sharing group of columns from bar `start`, or each column of `alone` on its own."

@@ -52,14 +52,16 @@ from fastcore.test import test_eq, test_fail
 
 # %%
 #| export
-def data_hash(bars: pd.DataFrame) -> str:
+def data_hash(bars: pd.DataFrame,  # the frame to fingerprint (any columns)
+             ) -> str:  # 64 hex digits
     "sha256 of a frame's index and values (row order matters)."
     rows = pd.util.hash_pandas_object(bars, index=True).to_numpy()
     header = json.dumps([list(map(str, bars.columns)), [str(t) for t in bars.dtypes]]).encode()
     return hashlib.sha256(header + rows.tobytes()).hexdigest()
 
 
-def code_commit(root: Path | None = None) -> str:
+def code_commit(root: Path | None = None,  # a directory inside the git work tree (default: the repository root)
+               ) -> str:  # the commit hash, maybe with '-dirty'; 'unknown' outside git
     "The git commit of the workspace, with `-dirty` for uncommitted changes to tracked files; 'unknown' without git."
     root = root or repo_root()
     try:
@@ -90,7 +92,9 @@ assert len(code_commit()) >= 7
 
 # %%
 #| export
-def parse_param(text: str, current: dict) -> tuple[str, Any]:
+def parse_param(text: str,  # one `name=value` override, as given to `--param`
+                current: dict,  # the strategy's parameters: the known names and their types
+               ) -> tuple[str, Any]:  # (name, typed value)
     "Parse one `name=value` override, typed like the strategy's current value of `name`."
     name, sep, raw = text.partition("=")
     if not sep or not name:
@@ -161,20 +165,25 @@ test_eq(report_parameters("rsi2", "spx_1d", sizing="cash")["sizing"], "cash")
 @dataclass(frozen=True)
 class ReportRun:
     "Paths of one rendered report."
-    strategy: str
-    stamp: str
-    notebook: Path
-    html: Path
-    result: Path
+    strategy: str  # the strategy id
+    stamp: str  # the run's UTC timestamp (with a `-n` suffix for a second run in the same second)
+    notebook: Path  # the executed notebook, reports/<kind>/<strategy>/<stamp>/report.ipynb
+    html: Path  # its HTML rendering without code, beside it
+    result: Path  # the JSON result record, logs/<kind>/<strategy>/<stamp>.json
 
 
-def utc_stamp(now: dt.datetime | None = None) -> str:
+def utc_stamp(now: dt.datetime | None = None,  # the moment (default: now); a naive one is taken as local time
+             ) -> str:
     "A sortable UTC timestamp for directory and file names: 20240131T235959Z."
     return (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
 
 
-def plan_run(kind: str, strategy: str, reports_root: Path | None = None, logs_root: Path | None = None,
-             now: dt.datetime | None = None) -> ReportRun:
+def plan_run(kind: str,  # the report kind, e.g. 'validation' (a notebook of nbs/reports/)
+             strategy: str,  # the strategy id
+             reports_root: Path | None = None,  # where rendered reports go (default: the workspace's reports/)
+             logs_root: Path | None = None,  # where result records go (default: the workspace's logs/)
+             now: dt.datetime | None = None,  # the run's start (default: now)
+            ) -> ReportRun:
     "Choose fresh output paths for a report run."
     reports_root = Path(reports_root or workspace_path("reports")) / kind / strategy
     logs_root = Path(logs_root or workspace_path("logs")) / kind / strategy
@@ -203,7 +212,9 @@ with tempfile.TemporaryDirectory() as d:
 
 # %%
 #| export
-def save_result(result: dict, path: str | Path) -> Path:
+def save_result(result: dict,  # the record: metrics, verdict, data hash, commit, seed (NaN becomes null)
+                path: str | Path,  # the JSON file to write (its directories are created)
+               ) -> Path:  # `path`
     "Write a report's result record atomically as JSON."
     path = Path(path)
     text = json.dumps(to_jsonable(result, fallback=str), indent=2, sort_keys=True, allow_nan=False)
@@ -211,7 +222,10 @@ def save_result(result: dict, path: str | Path) -> Path:
     return path
 
 
-def latest_report(strategy: str, kind: str = "validation", logs_root: str | Path | None = None) -> dict | None:
+def latest_report(strategy: str,  # the strategy id
+                  kind: str = "validation",  # the report kind
+                  logs_root: str | Path | None = None,  # where result records are (default: the workspace's logs/)
+                 ) -> dict | None:
     "The newest result record of `strategy`, or None if it has none."
     folder = Path(logs_root or workspace_path("logs")) / kind / strategy
     runs = sorted(folder.glob("*.json"), key=lambda p: _stamp_key(p.stem))
@@ -238,7 +252,8 @@ with tempfile.TemporaryDirectory() as d:
 
 # %%
 #| export
-def report_notebook(kind: str) -> Path:
+def report_notebook(kind: str,  # the report kind, e.g. 'validation'
+                   ) -> Path:
     "The source notebook of a report kind."
     path = repo_root() / "nbs" / "reports" / f"{kind}.ipynb"
     if not path.exists():
@@ -251,7 +266,9 @@ def _kernel_name() -> str:
     return "tradingbot" if "tradingbot" in KernelSpecManager().find_kernel_specs() else "python3"
 
 
-def render_html(notebook: Path, html: Path) -> Path:
+def render_html(notebook: Path,  # an executed notebook
+                html: Path,  # the HTML file to write
+               ) -> Path:  # `html`
     "Render an executed notebook to HTML without code cells or prompts."
     from nbconvert import HTMLExporter
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
@@ -260,8 +277,12 @@ def render_html(notebook: Path, html: Path) -> Path:
     return html
 
 
-def run_report(kind: str, parameters: dict, reports_root: Path | None = None, logs_root: Path | None = None,
-               progress: bool = True) -> ReportRun:
+def run_report(kind: str,  # the report kind: the notebook nbs/reports/<kind>.ipynb
+               parameters: dict,  # the papermill parameters (see `report_parameters`; needs 'strategy')
+               reports_root: Path | None = None,  # where rendered reports go (default: the workspace's reports/)
+               logs_root: Path | None = None,  # where result records go (default: the workspace's logs/)
+               progress: bool = True,  # show papermill's progress bar
+              ) -> ReportRun:
     "Execute report notebook `kind` with `parameters`, render HTML, and return where everything went."
     import papermill as pm
     run = plan_run(kind, parameters["strategy"], reports_root, logs_root)

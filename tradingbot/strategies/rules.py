@@ -8,6 +8,7 @@ Docs: https://tradingbot.github.io/tradingbot/strategies.rules.html.md"""
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,8 @@ from .base import Decision, Signals, Strategy, make_strategy, register_strategy 
 __all__ = ['ibs', 'RSI2', 'IBS', 'RSI2IBS']
 
 # %% ../../nbs/61_strategies.rules.ipynb #ef56a798
-def ibs(bars: pd.DataFrame) -> pd.Series:
+def ibs(bars: pd.DataFrame,  # bars with high, low and close columns
+        ) -> pd.Series:  # IBS per bar, named 'ibs'
     "Internal bar strength (C − L) / (H − L) in [0, 1]; NaN on a bar with no range."
     rng = (bars.high - bars.low).where(bars.high > bars.low)
     return ((bars.close - bars.low) / rng).rename("ibs")
@@ -53,12 +55,15 @@ class _MeanReversion(Strategy):
     def _stop(self, f) -> np.ndarray:
         return np.asarray(f[f"atr_{self.params['atr_period']}"], dtype=np.float64) * self.params["atr_stop_mult"]
 
-    def decide(self, f: pd.DataFrame) -> Signals:
+    def decide(self, f: pd.DataFrame,  # bars with this strategy's indicator columns
+               ) -> Signals:
+        "Long entries and exits of the rule, its ATR stop distance (price units) and its time stop."
         entries, exits = self._rules(f)
         return Signals(pd.Series(entries, f.index, dtype=bool), pd.Series(exits, f.index, dtype=bool),
                        pd.Series(self._stop(f), f.index), self.params["time_stop_bars"])
 
-    def latest(self, bars) -> Decision:
+    def latest(self, bars: Mapping[str, np.ndarray],  # the bars up to and including the decision bar
+               ) -> Decision:
         "The decision at the last bar's close, on arrays (the engine's fast path)."
         if self._parsed is None:  # parsing the spec costs more than computing it on a window
             self._parsed = (parse_spec(self.indicator_spec()), self.warmup())
@@ -81,7 +86,8 @@ class RSI2(_MeanReversion):
     defaults = {**_MeanReversion.defaults, "rsi_period": 2, "entry_below": 10, "exit_above": 70}
     search_space = {"entry_below": [5, 10, 15], "exit_above": [60, 70, 80], "trend_period": [100, 200]}
 
-    def indicator_spec(self):
+    def indicator_spec(self) -> list[dict]:
+        "RSI(`rsi_period`), the trend's SMA and the stop's ATR."
         return [{"name": "rsi", "period": self.params["rsi_period"]}, *self._base_spec()]
 
     def _rules(self, f):
@@ -95,7 +101,8 @@ class IBS(_MeanReversion):
     defaults = {**_MeanReversion.defaults, "entry_below": 0.2}
     search_space = {"entry_below": [0.1, 0.2, 0.3], "trend_period": [100, 200], "atr_stop_mult": [1.5, 2.0, 3.0]}
 
-    def indicator_spec(self):
+    def indicator_spec(self) -> list[dict]:
+        "The trend's SMA and the stop's ATR (IBS is computed from the bar itself)."
         return self._base_spec()
 
     def _rules(self, f):
@@ -110,7 +117,8 @@ class RSI2IBS(_MeanReversion):
                 "ibs_entry_below": 0.2}
     search_space = {"rsi_entry_below": [5, 10, 15], "ibs_entry_below": [0.1, 0.2, 0.3], "trend_period": [100, 200]}
 
-    def indicator_spec(self):
+    def indicator_spec(self) -> list[dict]:
+        "RSI(`rsi_period`), the trend's SMA and the stop's ATR."
         return [{"name": "rsi", "period": self.params["rsi_period"]}, *self._base_spec()]
 
     def _rules(self, f):

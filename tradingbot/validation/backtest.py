@@ -1,4 +1,4 @@
-"""Event-driven backtests on bars: signals or per-bar orders in, the one fill model of `tradingbot.execution` applied bar by bar in numba, orders, fills, trades and the equity curve out as DataFrames, a summary and a plot; and parallel parameter sweeps.
+"""Backtest signals or per-bar orders through the fill model that paper and live trading use: orders, fills, trades and the equity curve as DataFrames, an annualised summary, a plot, and parallel parameter sweeps.
 
 Docs: https://tradingbot.github.io/tradingbot/validation.backtest.html.md"""
 
@@ -365,24 +365,27 @@ def calendar_of(bars: pd.DataFrame,  # bars, whose attrs may name a calendar, a 
 class BacktestResult:
     "What a backtest produced; the orders, fills and trades frames are built from the records on first use."
     equity: pd.Series  # account equity at each bar's close
-    stats: dict  # final_equity, total_return, max_drawdown (≤ 0), n_trades, win_rate (per trade), fees, orders, fills
+    stats: dict  # final_equity, total_return, max_drawdown (≤ 0), n_trades, win_rate (per trade), fees, n_orders, n_fills
     records: tuple  # the loop's (orders, fills, trades) structured arrays
-    symbols: tuple[str, ...]
+    symbols: tuple[str, ...]  # the symbols in column order (the records' `col` numbers index it)
     closes: pd.DataFrame | None = None  # close prices by symbol (buy-and-hold in `plot`)
     timeframe: str | None = None  # the bars' timeframe, for annualising
     calendar: str | None = None  # the market's calendar, for annualising
-    init_cash: float = 1_000.0
+    init_cash: float = 1_000.0  # starting equity, account currency
 
     @cached_property
     def orders(self) -> pd.DataFrame:
+        "Every order, by order id: symbol, decision time, side, type, prices, status and why, what filled."
         return _orders_frame(self.records[0], self.equity.index, self.symbols)
 
     @cached_property
     def fills(self) -> pd.DataFrame:
+        "Every fill in the order it happened: order id, symbol, time, side, quantity, price, fee, maker or taker."
         return _fills_frame(self.records[1], self.equity.index, self.symbols)
 
     @cached_property
-    def trades(self) -> pd.DataFrame:  # closed round trips
+    def trades(self) -> pd.DataFrame:
+        "Closed round trips from flat to flat: entry and exit times and prices, fees, funding, P&L, return, reason."
         return _trades_frame(self.records[2], self.equity.index, self.symbols)
 
     @cached_property
@@ -450,11 +453,11 @@ def backtest(bars: pd.DataFrame | Mapping[str, pd.DataFrame],  # one symbol's ba
              price: str = "next_open",  # 'next_open' (decide at close, fill at a later open) or 'close' (vectorbt)
              asset: str | None = None,  # trade as this asset of assets.json does in paper: its costs, lots, stops, sizing
              sizing: str | None = None,  # 'cash' (all-in), 'notional', 'equity' or 'risk' (default: risk with an asset)
-             size: float | None = None,  # money per entry ('notional') or fraction of equity ('equity')
+             size: float | None = None,  # money per entry ('notional') or fraction of equity ('equity', 0.5 = half)
              init_cash: float | None = None,  # starting equity (default: the paper session's with an asset, else 1,000)
-             sl_pct=np.nan,  # stop-loss, percent of the entry price (scalar)
-             tp_pct=np.nan,  # take-profit, percent of the entry price
-             trail_pct=np.nan,  # trailing stop, percent below the best price since entry
+             sl_pct=np.nan,  # stop-loss, percent of the entry price (2 = 2 %; NaN: none)
+             tp_pct=np.nan,  # take-profit, percent of the entry price (NaN: none)
+             trail_pct=np.nan,  # trailing stop, percent below the best price since entry (NaN: none)
              time_stop_bars: int = 0,  # close a position after this many bars (0: never)
              stop_distance=None,  # per-bar stop-loss distance in price units (Series, or DataFrame by symbol)
              score=None,  # per-bar signal strength in [0, 1] for risk sizing (Series, or DataFrame by symbol)
@@ -525,12 +528,12 @@ def sweep(bars: pd.DataFrame,  # one symbol's bars
           *,
           price: str = "next_open",  # 'next_open' or 'close'
           asset: str | None = None,  # trade as this asset does in paper (costs, lots, stops, risk sizing)
-          sizing: str | None = None,  # as in `backtest`
-          size: float | None = None,  # as in `backtest`
-          init_cash: float | None = None,  # as in `backtest`
-          sl_pct=np.nan,  # stop-loss percent: a scalar, or one value per column
-          tp_pct=np.nan,  # take-profit percent: a scalar, or one value per column
-          trail_pct=np.nan,  # trailing-stop percent: a scalar, or one value per column
+          sizing: str | None = None,  # 'cash' (all-in), 'notional', 'equity' or 'risk' (default: risk with an asset)
+          size: float | None = None,  # money per entry ('notional') or fraction of equity ('equity', 0.5 = half)
+          init_cash: float | None = None,  # each column's starting equity (default: paper's with an asset, else 1,000)
+          sl_pct=np.nan,  # stop-loss, percent of the entry price (2 = 2 %): a scalar, or one value per column
+          tp_pct=np.nan,  # take-profit, percent of the entry price: a scalar, or one value per column
+          trail_pct=np.nan,  # trailing stop, percent below the best price: a scalar, or one value per column
           time_stop_bars=0,  # bars to the time stop: a scalar, or one value per column
           stop_distance=None,  # price units: a Series for all columns, or one per column (DataFrame or list)
           score=None,  # signal strength in [0, 1]: a Series for all columns, or one per column
