@@ -8,7 +8,7 @@ export MPLBACKEND := Agg
 export PYTHONHASHSEED := 0
 NB_PY := $(wildcard nbs/*.py nbs/reports/*.py)
 
-.PHONY: setup run test sync check-sync nbtest pytest lab bench clean
+.PHONY: setup run test sync check-sync nbtest pytest docs lab bench clean
 
 # The stamp depends on what decides the install, so a second `make setup` does nothing.
 setup: $(VENV)/.stamp-setup
@@ -48,6 +48,11 @@ sync:
 	$(BIN)/python .ci/prune_generated.py
 	$(BIN)/nbdev-export
 
+# The documentation site in _docs/ (open _docs/index.html): every notebook executed as nbdev-test runs
+# it, with nbdev's show_doc API reference, rendered by Sphinx + myst-nb (docs/build.py, docs/conf.py).
+docs: setup
+	$(BIN)/python docs/build.py --out _docs --proc _proc
+
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=nbs $$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
@@ -55,4 +60,4 @@ bench: setup
 	@for f in benchmarks/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
 clean:
-	rm -rf $(VENV) .numba_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) .numba_cache .pytest_cache .hypothesis _docs _proc

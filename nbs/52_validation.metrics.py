@@ -36,6 +36,7 @@ from tradingbot.data.timeframes import timeframe_delta
 
 # %%
 #| hide
+import matplotlib.pyplot as plt
 import quantstats as qs
 from fastcore.test import test_close, test_eq, test_fail
 
@@ -106,7 +107,10 @@ def _as_returns(returns) -> np.ndarray:
     return arr
 
 
-def observed_returns(returns, rf: float = 0.0, periods: float = 252) -> np.ndarray:
+def observed_returns(returns,              # per-bar simple returns (Series or array); NaN = no observation
+                     rf: float = 0.0,      # annual risk-free rate, subtracted per bar
+                     periods: float = 252, # bars per year, to turn `rf` into a per-bar rate
+                    ) -> np.ndarray:       # the observed returns, in excess of the per-bar rate
     "The non-missing returns, in excess of the per-bar risk-free rate."
     r = _as_returns(returns)
     r = r[~np.isnan(r)]
@@ -116,7 +120,7 @@ def observed_returns(returns, rf: float = 0.0, periods: float = 252) -> np.ndarr
 def sharpe(returns,              # per-bar simple returns (Series or array)
            periods: float = 252,  # bars per year (see `periods_per_year`)
            rf: float = 0.0,       # annual risk-free rate
-           annualize: bool = True,
+           annualize: bool = True, # times √periods; False: the per-bar ratio
           ) -> float:
     "Sharpe ratio: mean / std(ddof=1) of excess returns, times √periods."
     r = observed_returns(returns, rf, periods)
@@ -125,7 +129,11 @@ def sharpe(returns,              # per-bar simple returns (Series or array)
     return float(ratio * math.sqrt(periods) if annualize else ratio)
 
 
-def sortino(returns, periods: float = 252, rf: float = 0.0, annualize: bool = True) -> float:
+def sortino(returns,               # per-bar simple returns (Series or array)
+            periods: float = 252,  # bars per year (see `periods_per_year`)
+            rf: float = 0.0,       # annual risk-free rate
+            annualize: bool = True, # times √periods; False: the per-bar ratio
+           ) -> float:
     "Sortino ratio: mean / downside deviation √(Σ r² over r<0 / n), times √periods."
     r = observed_returns(returns, rf, periods)
     downside = math.sqrt((r[r < 0] ** 2).sum() / len(r)) if len(r) else 0.0
@@ -163,14 +171,16 @@ def _equity(r: np.ndarray) -> np.ndarray:
     return np.cumprod(1.0 + np.nan_to_num(r, nan=0.0))
 
 
-def drawdown(returns) -> np.ndarray | pd.Series:
+def drawdown(returns,  # per-bar simple returns (Series or array)
+            ) -> np.ndarray | pd.Series:  # equity / running peak - 1 after each bar
     "Drawdown after each bar: equity / running peak - 1 (≤ 0); a Series if `returns` is one."
     equity = _equity(_as_returns(returns))
     dd = equity / np.maximum(np.maximum.accumulate(equity), 1.0) - 1.0
     return pd.Series(dd, index=returns.index, name="drawdown") if isinstance(returns, pd.Series) else dd
 
 
-def max_drawdown(returns) -> float:
+def max_drawdown(returns,  # per-bar simple returns (Series or array)
+                ) -> float:
     "Maximum drawdown of the compounded equity curve, as a fraction ≤ 0 (-0.2 = 20 % below the peak)."
     dd = drawdown(_as_returns(returns))
     return float(dd.min()) if len(dd) else 0.0
@@ -184,6 +194,30 @@ test_eq(max_drawdown([0.01, 0.02]), 0.0)
 test_close(max_drawdown(spx_ret), qs.stats.max_drawdown(spx_ret), eps=1e-12)
 print(f"S&P 500 max drawdown 1999-2018: {max_drawdown(spx_ret):.1%}")
 
+# %% [markdown]
+# The picture of it: the S&P 500's equity under its running peak, and below, the drawdown — how far
+# under that peak each day closed. `max_drawdown` is the lowest point of the lower panel (2009), and
+# the long stretches below zero are what a drawdown gate protects against: 2000-2007 was spent
+# climbing back.
+
+# %%
+equity = (1 + spx_ret).cumprod()
+peak = np.maximum(equity.cummax(), 1.0)
+dd = drawdown(spx_ret)
+test_close(dd, equity / peak - 1, eps=1e-12)                   # the drawdown is the gap under the peak
+test_eq((dd.idxmin().year, dd.min()), (2009, max_drawdown(spx_ret)))
+
+fig, (top, bottom) = plt.subplots(2, 1, sharex=True, figsize=(9, 4.5), height_ratios=[2, 1])
+top.plot(equity.index, equity, lw=1, label="equity")
+top.plot(peak.index, peak, lw=1, ls="--", color="grey", label="running peak")
+top.set(ylabel="equity (start = 1)", title="S&P 500 1999-2018: equity and drawdown")
+top.legend(loc="upper left")
+bottom.fill_between(dd.index, dd, 0, color="tab:red", alpha=0.5, lw=0)
+bottom.annotate(f"max drawdown {dd.min():.1%}", xy=(dd.idxmin(), dd.min()), xytext=(15, 5),
+                textcoords="offset points")
+bottom.set(ylabel="drawdown")
+bottom.yaxis.set_major_formatter("{x:.0%}");
+
 
 # %% [markdown]
 # ## Tail risk: historical CVaR
@@ -194,7 +228,9 @@ print(f"S&P 500 max drawdown 1999-2018: {max_drawdown(spx_ret):.1%}")
 
 # %%
 #| export
-def cvar(returns, confidence: float = 0.95) -> float:
+def cvar(returns,                  # per-bar simple returns (Series or array)
+         confidence: float = 0.95, # share of bars above the tail: 0.95 averages the worst 5 %
+        ) -> float:                # a return ≤ 0 for a losing tail
     "Historical CVaR (expected shortfall): mean of returns at or below the (1-confidence) quantile."
     r = observed_returns(returns)
     if not len(r):
@@ -209,6 +245,34 @@ test_close(cvar(spx_ret), qs.stats.cvar(spx_ret, method="historical"), eps=1e-12
 test_close(cvar(btc_ret, 0.99), qs.stats.cvar(btc_ret, confidence=0.99, method="historical"), eps=1e-12)
 assert cvar(spx_ret) < qs.stats.cvar(spx_ret)   # the historical tail is fatter than the normal one
 
+# %% [markdown]
+# On the histogram of the S&P 500's daily returns: the 5 % quantile (the VaR) cuts off the tail, and
+# the CVaR is the mean of what lies beyond it. A normal distribution with the same mean and spread
+# (the dashed curve, quantstats' default) puts less weight out there, so its CVaR is milder.
+
+# %%
+var95 = np.quantile(spx_ret, 0.05)
+tail = spx_ret[spx_ret <= var95]
+test_close(tail.mean(), cvar(spx_ret), eps=1e-15)
+test_eq(len(tail), int(np.ceil(0.05 * len(spx_ret))))   # the worst 5 % of 5030 days
+
+fig, ax = plt.subplots(figsize=(9, 3.5))
+bins = np.linspace(-0.1, 0.1, 161)
+ax.hist(spx_ret, bins=bins, color="tab:blue", alpha=0.6, label="daily returns")
+ax.hist(tail, bins=bins, color="tab:red", alpha=0.8, label="worst 5 % (the tail)")
+x = np.linspace(-0.1, 0.1, 400)
+normal = np.exp(-0.5 * ((x - spx_ret.mean()) / spx_ret.std()) ** 2) / (spx_ret.std() * math.sqrt(2 * math.pi))
+ax.plot(x, normal * len(spx_ret) * (bins[1] - bins[0]), "k--", lw=1, label="normal, same mean and std")
+ax.axvline(var95, color="grey", lw=1)
+ax.axvline(cvar(spx_ret), color="tab:red", lw=2)
+at_top = ax.get_xaxis_transform()   # x in returns, y as a fraction of the axes' height
+ax.text(var95, 0.93, f" VaR 95 % {var95:.1%}", transform=at_top, color="grey")
+ax.text(cvar(spx_ret), 0.83, f"CVaR 95 % {cvar(spx_ret):.1%} ", transform=at_top, color="tab:red", ha="right")
+ax.set(xlim=(-0.08, 0.08), yscale="log", ylim=(0.8, None), xlabel="daily return", ylabel="days (log scale)",
+       title="S&P 500 daily returns: historical CVaR is the mean of the tail")
+ax.xaxis.set_major_formatter("{x:.0%}")
+ax.legend(loc="center right");
+
 
 # %% [markdown]
 # ## Per-bar win rate, profit factor, expectancy
@@ -219,14 +283,16 @@ assert cvar(spx_ret) < qs.stats.cvar(spx_ret)   # the historical tail is fatter 
 
 # %%
 #| export
-def win_rate(returns) -> float:
+def win_rate(returns,  # per-bar simple returns (Series or array)
+            ) -> float:
     "Share of non-zero returns that are positive (0.0 when every return is zero)."
     r = observed_returns(returns)
     active = np.count_nonzero(r)
     return float(np.count_nonzero(r > 0) / active) if active else 0.0
 
 
-def profit_factor(returns) -> float:
+def profit_factor(returns,  # per-bar returns, or any gains and losses (a trades' pnl)
+                 ) -> float:
     "Sum of gains / |sum of losses| (inf with no loss, 0.0 with neither)."
     r = observed_returns(returns)
     gains, losses = r[r >= 0].sum(), abs(r[r < 0].sum())
@@ -235,7 +301,8 @@ def profit_factor(returns) -> float:
     return float(gains / losses)
 
 
-def expectancy(returns) -> float:
+def expectancy(returns,  # per-bar simple returns (Series or array)
+              ) -> float:
     "Average return of a bar with a position: win rate · avg win + loss rate · avg loss."
     r = observed_returns(returns)
     active = r[r != 0]
@@ -263,7 +330,8 @@ for ours, theirs in [(win_rate, qs.stats.win_rate), (profit_factor, qs.stats.pro
 
 # %%
 #| export
-def exposure(positions) -> float:
+def exposure(positions,  # position per bar, signed fraction of equity (or per-bar returns)
+            ) -> float:
     "Share of observed bars with a non-zero position (or non-zero return, if given returns)."
     p = observed_returns(positions)
     return float(np.count_nonzero(p) / len(p)) if len(p) else 0.0
@@ -304,7 +372,9 @@ test_eq(exposure(pd.Series([0.0, np.nan, 1.0])), 0.5)
 TRADE_COLUMNS = ("entry_ts", "exit_ts", "pnl", "return")
 
 
-def check_trades(trades: pd.DataFrame, columns=TRADE_COLUMNS) -> pd.DataFrame:
+def check_trades(trades: pd.DataFrame,    # one row per closed trade
+                 columns=TRADE_COLUMNS,   # the columns the caller reads
+                ) -> pd.DataFrame:
     "`trades` after checking it is a DataFrame with `columns` and finite pnl/return values."
     if not isinstance(trades, pd.DataFrame):
         raise TypeError(f"trades must be a DataFrame with columns {list(columns)}, got {type(trades).__name__}")
@@ -317,23 +387,26 @@ def check_trades(trades: pd.DataFrame, columns=TRADE_COLUMNS) -> pd.DataFrame:
     return trades
 
 
-def trade_count(trades: pd.DataFrame) -> int:
+def trade_count(trades: pd.DataFrame,  # one row per closed trade
+               ) -> int:
     "Number of closed trades."
     return len(check_trades(trades, ()))
 
 
-def trade_win_rate(trades: pd.DataFrame) -> float:
+def trade_win_rate(trades: pd.DataFrame,  # closed trades with a `pnl` column
+                  ) -> float:
     "Share of closed trades with a positive pnl (NaN without trades)."
     pnl = check_trades(trades, ("pnl",))["pnl"].to_numpy(dtype="float64")
     return float((pnl > 0).mean()) if len(pnl) else np.nan
 
 
-def trade_profit_factor(trades: pd.DataFrame) -> float:
+def trade_profit_factor(trades: pd.DataFrame,  # closed trades with a `pnl` column
+                       ) -> float:
     "Gross profit / gross loss of the trades' pnl (inf with no loss, 0.0 with neither)."
     return profit_factor(check_trades(trades, ("pnl",))["pnl"])
 
 
-def trade_expectancy(trades: pd.DataFrame,
+def trade_expectancy(trades: pd.DataFrame,  # closed trades with the `column` to average
                      column: str = "pnl",  # "pnl" (currency per trade) or "return" (fraction per trade)
                     ) -> float:
     "Average outcome of a trade, winners and losers together (NaN without trades)."

@@ -37,6 +37,8 @@ import pandas as pd
 #| hide
 import matplotlib.pyplot as plt
 from fastcore.test import test_eq, test_fail
+from matplotlib.colors import ListedColormap
+from matplotlib.patches import Patch
 
 from tradingbot.data.samples import load_sample
 
@@ -71,7 +73,8 @@ def _as_times(values) -> np.ndarray:
     raise TypeError(f"label times must be timestamps or numbers, got {values.dtype}")
 
 
-def label_intervals(t1: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+def label_intervals(t1: pd.Series,  # label end time per event (index: event start time, sorted)
+                   ) -> tuple[np.ndarray, np.ndarray]:  # (starts, ends): UTC nanoseconds, or the numbers given
     "Start and end of each label from `t1` (index: start, value: end), after checking them."
     if not isinstance(t1, pd.Series):
         raise TypeError(f"t1 must be a pd.Series (index: event start, values: label end), got {type(t1).__name__}")
@@ -87,7 +90,9 @@ def label_intervals(t1: pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return starts, ends
 
 
-def embargo_count(embargo: int | float, n: int) -> int:
+def embargo_count(embargo: int | float,  # a count of samples (int >= 0) or a fraction of n in [0, 1)
+                  n: int,                 # number of samples
+                 ) -> int:                # samples to embargo
     "Samples to embargo: an int is a count, a float in [0, 1) a fraction of `n` (rounded up)."
     if isinstance(embargo, (int, np.integer)) and embargo >= 0:
         return int(embargo)
@@ -161,10 +166,17 @@ class PurgedKFold:
         self.n_splits, self.t1, self.embargo = n_splits, t1, embargo
         self.starts, self.ends = label_intervals(t1)
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+    def get_n_splits(self, X=None,     # unused (sklearn's signature)
+                     y=None,           # unused
+                     groups=None,      # unused
+                    ) -> int:
+        "Number of folds."
         return self.n_splits
 
-    def split(self, X=None, y=None, groups=None):
+    def split(self, X=None,     # one row per event of t1, in order (None: t1's events)
+              y=None,           # unused (sklearn's signature)
+              groups=None,      # unused (sklearn's signature)
+             ):
         "Yield (train_idx, test_idx) per fold, in time order."
         n = _check_rows(X, self.t1)
         if self.n_splits > n:
@@ -187,6 +199,68 @@ for train, test in folds:
     assert len(train) > len(btc) * 0.75   # purging costs only the labels near the fold edges
 test_fail(lambda: next(cv.split(btc.iloc[:-1])), contains="X has 1999 rows but t1 has 2000 events")
 test_fail(lambda: PurgedKFold(1, t1), contains="n_splits must be at least 2")
+
+# %% [markdown]
+# The picture of the five folds: one row per split, each event coloured by its role. The red slivers
+# beside each test fold are the training events the purge and the embargo removed.
+
+# %%
+ROLES = ["not used", "train", "test", "purged or embargoed"]
+ROLE_COLORS = ["#e8e8e8", "#4c72b0", "#dd8452", "#c44e52"]
+
+
+def split_roles(splits, n: int, past_only: bool = False) -> np.ndarray:
+    "Role (index into ROLES) of each event in each split; `past_only`: only events before the test block could train."
+    grid = np.zeros((len(splits), n), dtype=int)
+    for row, (train, test) in zip(grid, splits):
+        could_train = np.arange(train.min(), test.min()) if past_only else np.setdiff1d(np.arange(n), test)
+        row[could_train], row[train], row[test] = 3, 1, 2
+    return grid
+
+
+def show_roles(ax, grid: np.ndarray, title: str):
+    ax.imshow(grid, aspect="auto", cmap=ListedColormap(ROLE_COLORS), vmin=0, vmax=3, interpolation="nearest")
+    ax.set(title=title, xlabel="event", ylabel="split", yticks=range(len(grid)))
+
+
+def role_legend(fig, roles=ROLES, colors=ROLE_COLORS):
+    fig.legend([Patch(color=c) for c in colors], roles, loc="lower center", ncol=len(roles), frameon=False)
+
+
+kfold_roles = split_roles(folds, len(btc))
+for row, (train, test) in zip(kfold_roles, folds):
+    dropped = np.flatnonzero(row == 3)
+    test_eq((row == 1).sum(), len(train))
+    assert np.abs(dropped[:, None] - test[[0, -1]]).min(axis=1).max() <= 48 + 20   # only at the fold's edges
+
+# %% [markdown]
+# Close up on the end of the second test fold (events 400-799): every event is drawn as its label
+# interval $[t, t_1]$. The fold's labels run on past its last event, to the end of the shaded span; the
+# events that start inside that span are purged, the next 1 % (20 events) are embargoed, and training
+# resumes after them.
+
+# %%
+test_fold = folds[1][1]
+starts, ends_ = label_intervals(t1)
+block = [(test_fold[0], test_fold[-1] + 1)]
+purged = ~purged_train_mask(starts, ends_, block, 0)
+embargoed = ~purged_train_mask(starts, ends_, block, 20) & ~purged
+window = np.arange(785, 885)
+end_pos = btc.index.get_indexer(t1.iloc[window])
+close_up = np.select([np.isin(window, test_fold), purged[window], embargoed[window]], [2, 3, 4], 1)
+test_eq(set(close_up), {1, 2, 3, 4})
+assert (window[close_up == 3] >= 800).all()   # inside the window, only events after the fold are purged
+
+fig, (overview, zoom) = plt.subplots(2, 1, figsize=(9, 6), height_ratios=[1, 1.4])
+show_roles(overview, kfold_roles, "PurgedKFold(5, embargo=1 %) on 2,000 hourly events")
+colors = ROLE_COLORS + ["#8172b3"]
+span_end = btc.index.get_indexer([t1.iloc[test_fold].max()])[0]   # the bar the fold's last label ends on
+zoom.axvspan(window[0], span_end, color=ROLE_COLORS[2], alpha=0.12, lw=0)
+zoom.hlines(window, window, end_pos, colors=[colors[r] for r in close_up], lw=1.5)
+zoom.set(xlim=(window[0], window[-1] + 48), xlabel="bar", ylabel="event (start)",
+         title="fold 2 close up: label intervals [t, t1]; shaded: the test labels' span")
+fig.tight_layout(rect=(0, 0.06, 1, 1))
+role_legend(fig, ["train", "test", "purged", "embargoed"], colors[1:]);
 
 # %% [markdown]
 # Because they are plain `split`/`get_n_splits` objects, sklearn takes them as `cv`:
@@ -222,10 +296,17 @@ class WalkForward:
             raise ValueError(f"n_splits must be at least 1, got {n_splits}")
         self.n_splits, self.t1, self.test_size, self.train_size = n_splits, t1, test_size, train_size
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+    def get_n_splits(self, X=None,     # unused (sklearn's signature)
+                     y=None,           # unused
+                     groups=None,      # unused
+                    ) -> int:
+        "Number of test blocks."
         return self.n_splits
 
-    def split(self, X=None, y=None, groups=None):
+    def split(self, X=None,     # the samples: one row per event of t1 (needed when t1 is None)
+              y=None,           # unused (sklearn's signature)
+              groups=None,      # unused (sklearn's signature)
+             ):
         "Yield (train_idx, test_idx) per test block, oldest first."
         if self.t1 is None:
             n = len(X)
@@ -256,6 +337,19 @@ test_eq([len(te) for _, te in WalkForward(3).split(np.zeros(100))], [25, 25, 25]
 test_eq(next(WalkForward(3).split(np.zeros(100)))[0], np.arange(25))   # without t1 nothing is purged
 test_fail(lambda: next(WalkForward(5, test_size=30).split(np.zeros(100))), contains="cannot hold 5 test blocks of 30")
 
+# %% [markdown]
+# Anchored and rolling, side by side: the test blocks march forward; training is everything before
+# (anchored) or a fixed window before (rolling), minus the few labels that run into the test block.
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(9, 2.8), sharey=True)
+for ax, splits_, name in zip(axes, (anchored, rolling), ("anchored", "rolling, 600 events")):
+    roles = split_roles(splits_, len(btc), past_only=True)
+    test_eq([(r == 2).sum() for r in roles], [300] * 4)
+    show_roles(ax, roles, f"WalkForward(4), {name}")
+fig.tight_layout(rect=(0, 0.12, 1, 1))
+role_legend(fig);
+
 
 # %% [markdown]
 # ## Combinatorial purged CV
@@ -268,7 +362,9 @@ test_fail(lambda: next(WalkForward(5, test_size=30).split(np.zeros(100))), conta
 
 # %%
 #| export
-def cpcv_paths(n_groups: int, n_test_groups: int) -> np.ndarray:
+def cpcv_paths(n_groups: int,       # N: contiguous time groups
+               n_test_groups: int,  # k: groups tested per split
+              ) -> np.ndarray:      # split number per (path, group)
     "Split number feeding each (path, group): shape (C(N-1, k-1), N), splits in `combinations` order."
     splits = list(combinations(range(n_groups), n_test_groups))
     paths = np.empty((comb(n_groups - 1, n_test_groups - 1), n_groups), dtype=np.int64)
@@ -303,18 +399,26 @@ class CombinatorialPurgedKFold:
         self.n_groups, self.n_test_groups, self.t1, self.embargo = n_groups, n_test_groups, t1, embargo
         self.starts, self.ends = label_intervals(t1)
 
-    def get_n_splits(self, X=None, y=None, groups=None) -> int:
+    def get_n_splits(self, X=None,     # unused (sklearn's signature)
+                     y=None,           # unused
+                     groups=None,      # unused
+                    ) -> int:
+        "Number of splits: C(N, k)."
         return comb(self.n_groups, self.n_test_groups)
 
     @property
     def n_paths(self) -> int:
+        "Number of complete backtest paths: C(N-1, k-1)."
         return comb(self.n_groups - 1, self.n_test_groups - 1)
 
     def groups(self) -> list[np.ndarray]:
         "Positions of each of the N groups."
         return np.array_split(np.arange(len(self.t1)), self.n_groups)
 
-    def split(self, X=None, y=None, groups=None):
+    def split(self, X=None,     # one row per event of t1, in order (None: t1's events)
+              y=None,           # unused (sklearn's signature)
+              groups=None,      # unused (sklearn's signature)
+             ):
         "Yield (train_idx, test_idx) for each combination of test groups, in `itertools.combinations` order."
         n = _check_rows(X, self.t1)
         e = embargo_count(self.embargo, n)
@@ -324,7 +428,8 @@ class CombinatorialPurgedKFold:
             train = purged_train_mask(self.starts, self.ends, blocks, e)
             yield np.flatnonzero(train), np.concatenate([parts[g] for g in chosen])
 
-    def assemble_paths(self, split_values) -> pd.DataFrame:
+    def assemble_paths(self, split_values,  # per split, in `split` order: values aligned to its test_idx
+                      ) -> pd.DataFrame:      # events x paths
         "Backtest paths from each split's out-of-sample values (aligned to its test_idx): events x paths."
         if len(split_values) != self.get_n_splits():
             raise ValueError(f"need one array of test values per split ({self.get_n_splits()}), "
@@ -361,12 +466,17 @@ for train, test in splits:
             test_eq(np.intersect1d(train, np.flatnonzero(t1.index > span_end)[:10]).size, 0)
 test_eq(set(times_tested), {5})
 
-fig, ax = plt.subplots(figsize=(8, 2.5))
-grid = np.zeros((15, len(btc)))
-for i, (train, test) in enumerate(splits):
-    grid[i, train], grid[i, test] = 1, 2
-ax.imshow(grid, aspect="auto", cmap="viridis", interpolation="nearest")
-ax.set(xlabel="event", ylabel="split", title="CPCV(6, 2): train (green), test (yellow), purged/embargoed (purple)");
+# %% [markdown]
+# The fifteen splits: two of the six groups are tested in each, and each test group has its purge and
+# embargo beside it.
+
+# %%
+fig, ax = plt.subplots(figsize=(9, 3.6))
+cpcv_roles = split_roles(splits, len(btc))
+test_eq((cpcv_roles == 2).sum(axis=0).tolist(), [5] * len(btc))   # each event tested in 5 of the 15
+show_roles(ax, cpcv_roles, "CombinatorialPurgedKFold(6, 2, embargo=10)")
+fig.tight_layout(rect=(0, 0.08, 1, 1))
+role_legend(fig);
 
 # %% [markdown]
 # Assembling paths: give each split's out-of-sample values (here a prediction that records which

@@ -35,6 +35,7 @@ from tradingbot.validation.metrics import observed_returns
 
 # %%
 #| hide
+import matplotlib.pyplot as plt
 import quantstats as qs
 from fastcore.test import test_close, test_eq, test_fail
 
@@ -69,7 +70,8 @@ def psr_from_stats(sr: float,                 # estimated per-period Sharpe rati
     return float(norm.cdf((sr - sr_benchmark) / sigma))
 
 
-def return_moments(returns) -> tuple[float, int, float, float]:
+def return_moments(returns,  # per-bar returns (Series or array); NaN = no observation
+                  ) -> tuple[float, int, float, float]:  # (sharpe, n, skew, kurtosis)
     "Per-period Sharpe ratio, count, skewness and kurtosis (non-excess) of the observed returns."
     r = pd.Series(observed_returns(returns))
     return float(r.mean() / r.std(ddof=1)), len(r), float(r.skew()), float(r.kurt() + 3)
@@ -177,6 +179,33 @@ psr_best = probabilistic_sharpe_ratio(trial_returns[best])
 dsr_best = deflated_sharpe_ratio(trial_returns[best], trial_sr)
 print(f"best lookback {best}: SR {trial_sr[best] * math.sqrt(252):.2f}/yr; PSR {psr_best:.3f}, DSR {dsr_best:.3f}")
 assert dsr_best < psr_best
+
+# %% [markdown]
+# Why the deflation bites: the best of $N$ skill-less trials looks better the more trials there are.
+# Left, the expected best annual Sharpe ratio of $N$ worthless trials whose Sharpe ratios vary as this
+# search's did, against the best lookback's; right, the DSR that best lookback would get had it been
+# found among $N$ trials. The grey line is the 40 trials actually run.
+
+# %%
+n_grid = np.unique(np.logspace(0, 3, 60).astype(int))
+sr_var = trial_sr.var()
+bar = np.array([expected_max_sharpe(n, sr_var) for n in n_grid]) * math.sqrt(252)
+dsr_by_n = np.array([deflated_sharpe_ratio(trial_returns[best], n_trials=n, sr_var=sr_var) for n in n_grid])
+test_close(deflated_sharpe_ratio(trial_returns[best], n_trials=len(trial_sr), sr_var=sr_var), dsr_best, eps=1e-12)
+test_eq(((np.diff(bar) > 0).all(), (np.diff(dsr_by_n) < 0).all()), (True, True))   # more trials: higher bar, less belief
+test_close(dsr_by_n[0], psr_best, eps=1e-12)                                        # N = 1: the PSR
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+left.semilogx(n_grid, bar, label="expected best of N, no skill")
+left.axhline(trial_sr[best] * math.sqrt(252), color="tab:red", ls="--", label=f"best lookback ({best} days)")
+left.set(xlabel="trials N", ylabel="annual Sharpe ratio", title="The bar rises with every trial")
+left.legend(loc="lower right")
+right.semilogx(n_grid, dsr_by_n, color="tab:red")
+right.axhline(0.95, color="grey", ls=":", lw=1)
+right.set(xlabel="trials N", ylabel="DSR", ylim=(0, 1), title="Belief in the best falls")
+for ax in (left, right):
+    ax.axvline(len(trial_sr), color="grey", lw=1)
+fig.tight_layout();
 
 
 # %% [markdown]
@@ -293,3 +322,36 @@ test_eq(len(noise_pbo.logits), math.comb(10, 5))
 ma_pbo = probability_of_backtest_overfitting(trial_returns, n_blocks=10)
 print(f"moving-average search: PBO {ma_pbo.pbo:.2f}, IS-best loses OOS in {ma_pbo.prob_oos_loss:.0%} of splits")
 assert 0 <= ma_pbo.pbo <= 1 and len(ma_pbo.oos_sharpe) == 252
+
+# %% [markdown]
+# The pictures behind the three numbers. Left, the distribution of the logits $\lambda$ over the
+# combinations: the PBO is the share at or left of zero — about half for noise, none for the skilled
+# trial, whose IS winner is the OOS best every time. Right, each combination's IS winner, its
+# in-sample against its out-of-sample Sharpe ratio. The two halves split one fixed history, so a
+# winner that shines more in-sample has less left out of sample and every cloud slopes down; what
+# tells skill from luck is where the cloud sits: the skilled trial stays far above zero out of sample,
+# the noise winners scatter around zero, and the moving-average winners keep part of their edge (an
+# annual Sharpe ratio of 0.38 in-sample, 0.25 out of sample, on average).
+
+# %%
+results = {"noise": noise_pbo, "one skilled trial": skilled_pbo, "moving averages": ma_pbo}
+for res_ in results.values():
+    test_eq((res_.logits <= 0).mean(), res_.pbo)   # the area left of zero is the PBO
+test_eq((skilled_pbo.oos_sharpe > 0).all(), True)
+assert abs(noise_pbo.oos_sharpe.mean()) < 0.2 * noise_pbo.is_sharpe.mean()   # noise: the IS edge was luck
+test_close(ma_pbo.is_sharpe.mean() * math.sqrt(252), 0.38, eps=0.005)
+test_close(ma_pbo.oos_sharpe.mean() * math.sqrt(252), 0.25, eps=0.005)
+
+fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.6))
+bins = np.linspace(-4.5, 4.5, 37)
+for (name, res_), color in zip(results.items(), ("tab:grey", "tab:green", "tab:blue")):
+    left.hist(np.clip(res_.logits, -4.4, 4.4), bins=bins, alpha=0.55, color=color, label=f"{name}: PBO {res_.pbo:.2f}")
+    right.scatter(res_.is_sharpe * math.sqrt(252), res_.oos_sharpe * math.sqrt(252), s=8, alpha=0.5, color=color)
+left.axvline(0, color="black", lw=1)
+left.set(xlabel="logit λ of the IS winner's OOS rank", ylabel="combinations", title="PBO = share of λ ≤ 0")
+left.legend(fontsize=8, loc="upper left")
+lims = [min(right.get_xlim()[0], right.get_ylim()[0]), max(right.get_xlim()[1], right.get_ylim()[1])]
+right.plot(lims, lims, color="grey", lw=1, ls=":")   # OOS as good as IS
+right.set(xlabel="in-sample Sharpe (annual)", ylabel="out-of-sample Sharpe (annual)",
+          title="Each combination's IS winner")
+fig.tight_layout();

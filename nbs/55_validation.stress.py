@@ -28,6 +28,7 @@ from tradingbot.validation.metrics import check_trades, summary
 
 # %%
 #| hide
+import matplotlib.pyplot as plt
 from fastcore.test import test_close, test_eq, test_fail
 
 from tradingbot.data.samples import load_sample
@@ -129,7 +130,7 @@ test_fail(lambda: _trade_returns([0.1, -1.0]), contains="above -1 (-100 %), got 
 #| export
 def reorder_trades(trades,                # trades frame (`return` column), Series or array of trade returns
                    n_sims: int = 1000,    # random orders to draw
-                   seed: int = 0,
+                   seed: int = 0,         # seed of the random generator (same seed, same draws)
                    periods: float = 1,    # trades per year, to annualise the Sharpe ratio
                   ) -> pd.DataFrame:      # path_stats of each permutation
     "Path outcomes of `n_sims` random orders of the same trades."
@@ -138,7 +139,11 @@ def reorder_trades(trades,                # trades frame (`return` column), Seri
     return path_stats(rng.permuted(np.tile(r, (n_sims, 1)), axis=1), periods)
 
 
-def bootstrap_trades(trades, n_sims: int = 1000, seed: int = 0, periods: float = 1) -> pd.DataFrame:
+def bootstrap_trades(trades,              # trades frame (`return` column), Series or array of trade returns
+                     n_sims: int = 1000,  # samples to draw, each as many trades as `trades`
+                     seed: int = 0,       # seed of the random generator (same seed, same draws)
+                     periods: float = 1,  # trades per year, to annualise the Sharpe ratio
+                    ) -> pd.DataFrame:    # path_stats of each sample
     "Path outcomes of `n_sims` samples of as many trades, drawn with replacement."
     r = _trade_returns(trades)
     rng = np.random.default_rng(seed)
@@ -164,6 +169,37 @@ assert not bootstrap_trades(base.trades, n_sims=50, seed=7).equals(bootstrap_tra
 print(f"realised max drawdown {realised.max_drawdown:.1%}; 5th percentile reordered "
       f"{shuffled.max_drawdown.quantile(0.05):.1%}, bootstrapped {booted.max_drawdown.quantile(0.05):.1%}")
 
+# %% [markdown]
+# The picture: left, the equity fan of the 500 bootstrapped paths (each compounds its trades from
+# 1.0; the band holds the middle 90 %) around the realised path; right, the distributions of the max
+# drawdown. Reordering keeps every path's end point and moves only the drawdown; bootstrapping moves
+# both, so its drawdowns spread wider. The realised drawdown is one draw among them — a gate on the
+# 5th percentile asks for the drawdown the strategy could have had with the same trades.
+
+# %%
+r = base.trades["return"].to_numpy()
+draws = np.random.default_rng(1).integers(0, len(r), size=(500, len(r)))   # bootstrap_trades' draws, seed 1
+paths = np.hstack([np.ones((500, 1)), np.cumprod(1 + r[draws], axis=1)])   # equity from 1.0, trade by trade
+test_close(paths[:, -1] - 1, booted.total_return, eps=1e-12)
+test_close((paths / np.maximum.accumulate(paths, axis=1) - 1).min(axis=1), booted.max_drawdown, eps=1e-12)
+realised_path = np.concatenate([[1.0], np.cumprod(1 + r)])
+
+fig, (fan, hist) = plt.subplots(1, 2, figsize=(9, 3.6), width_ratios=[1.4, 1])
+trade_no = np.arange(len(r) + 1)
+fan.plot(trade_no, paths[:100].T, color="tab:blue", alpha=0.08, lw=0.8)
+fan.fill_between(trade_no, *np.quantile(paths, [0.05, 0.95], axis=0), color="tab:blue", alpha=0.2, label="5-95 %")
+fan.plot(trade_no, realised_path, color="black", lw=1.5, label="realised")
+fan.set(xlabel="trade", ylabel="equity (start = 1)", title=f"Bootstrapped equity, {len(r)} trades")
+fan.legend(loc="upper left")
+bins = np.linspace(min(booted.max_drawdown.min(), shuffled.max_drawdown.min()), 0, 40)
+hist.hist(shuffled.max_drawdown, bins=bins, alpha=0.6, label="reordered")
+hist.hist(booted.max_drawdown, bins=bins, alpha=0.6, label="bootstrapped")
+hist.axvline(realised.max_drawdown, color="black", lw=1.5, label="realised")
+hist.set(xlabel="max drawdown", ylabel="paths", title="Max drawdown, 500 paths each")
+hist.xaxis.set_major_formatter("{x:.0%}")
+hist.legend(fontsize=8)
+fig.tight_layout();
+
 
 # %% [markdown]
 # ## Parameter perturbation
@@ -175,7 +211,8 @@ print(f"realised max drawdown {realised.max_drawdown:.1%}; 5th percentile reorde
 
 # %%
 #| export
-def run_outcome(out) -> tuple[pd.Series, pd.DataFrame | None]:
+def run_outcome(out,  # what a `run(params, costs)` callable returned
+               ) -> tuple[pd.Series, pd.DataFrame | None]:  # (returns, trades or None)
     "Returns and trades (or None) from what a `run` callable returned."
     if isinstance(out, pd.Series):
         return out, None
@@ -220,7 +257,7 @@ def perturb_parameters(run: Callable,          # run(params, costs) -> returns S
                        costs: dict | None = None,  # costs passed unchanged to every run
                        pct: float = 0.1,       # relative move of each parameter
                        n_random: int = 0,      # extra scenarios moving all parameters at once
-                       seed: int = 0,
+                       seed: int = 0,          # seed of the random joint moves
                        periods: float = 252,   # bars per year for the metrics
                       ) -> pd.DataFrame:       # one row per scenario: params, then summary metrics
     "Metrics of `run` at `params` and at each parameter moved by ±pct (plus random joint moves)."
@@ -274,7 +311,9 @@ table[["sharpe", "max_drawdown", "trades", "trade_win_rate"]].round(3)
 
 # %%
 #| export
-def scale_costs(word: str, factor: float) -> Callable[[dict], dict]:
+def scale_costs(word: str,      # costs whose key contains this are scaled ("fee": maker_fee, taker_fee)
+                factor: float,  # multiplier (2.0 doubles them)
+               ) -> Callable[[dict], dict]:
     "A shock multiplying every cost whose key contains `word` by `factor`."
     def shock(costs: dict) -> dict:
         hit = [k for k in costs if word in k]
@@ -285,7 +324,9 @@ def scale_costs(word: str, factor: float) -> Callable[[dict], dict]:
     return shock
 
 
-def add_cost(key: str, amount: float) -> Callable[[dict], dict]:
+def add_cost(key: str,       # the cost to raise, e.g. "latency_bars"
+             amount: float,  # added to it (from 0 when the key is absent)
+            ) -> Callable[[dict], dict]:
     "A shock adding `amount` to `costs[key]` (0 when absent)."
     return lambda costs: {**costs, key: costs.get(key, 0) + amount}
 
@@ -295,10 +336,10 @@ DEFAULT_SHOCKS = {"fees_2x": scale_costs("fee", 2.0), "slippage_2x": scale_costs
 
 
 def cost_shocks(run: Callable,               # run(params, costs) -> returns Series or object with .returns/.trades
-                params: dict,
+                params: dict,                # the strategy's parameters, the same in every scenario
                 costs: dict,                 # the baseline costs
                 shocks: Mapping[str, Callable] = DEFAULT_SHOCKS,  # name -> costs -> shocked costs
-                periods: float = 252,
+                periods: float = 252,        # bars per year for the metrics
                ) -> pd.DataFrame:            # one row per scenario (base first): costs, then summary metrics
     "Metrics of `run` under the baseline costs and under each cost shock."
     scenarios = {"base": (params, dict(costs))}
@@ -332,7 +373,7 @@ shocked[["sharpe", "total_return", "max_drawdown"]].round(3)
 #| export
 def regime_slices(returns: pd.Series,   # per-bar returns
                   regimes: pd.Series,   # regime label per bar, same index as returns
-                  periods: float = 252,
+                  periods: float = 252, # bars per year for the metrics
                  ) -> pd.DataFrame:     # one row per regime: bars, share, then summary metrics
     "Metrics of `returns` restricted to each regime's bars."
     if not isinstance(returns, pd.Series) or not isinstance(regimes, pd.Series):
