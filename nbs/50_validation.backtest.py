@@ -70,7 +70,7 @@ first.plot(title="RSI-2 on the S&P 500: next-open fills, 0.05 % fees");
 
 # %%
 {k: round(v, 3) for k, v in first.summary().items() if k in ("total_return", "sharpe", "max_drawdown", "trades",
-                                                              "trade_win_rate", "trade_profit_factor")}
+                                                              "win_rate", "profit_factor")}
 
 
 # %% [markdown]
@@ -583,10 +583,11 @@ class BacktestResult:
         "Equity against buy-and-hold with the fills marked, and the drawdown below; returns the figure."
         import matplotlib.pyplot as plt
         fig, (top, low) = plt.subplots(2, 1, figsize=figsize, sharex=True, height_ratios=(3, 1))
-        self.equity.plot(ax=top, lw=0.9, label="strategy")
+        # matplotlib's own date axis (pandas' .plot would switch a regular index to periods scatter cannot share)
+        top.plot(self.equity.index, self.equity.to_numpy(), lw=0.9, label="strategy")
         if self.closes is not None:
             hold = self.closes.div(self.closes.iloc[0]).mean(axis=1) * self.init_cash
-            hold.plot(ax=top, lw=0.7, color="grey", alpha=0.8, label="buy and hold")
+            top.plot(hold.index, hold.to_numpy(), lw=0.7, color="grey", alpha=0.8, label="buy and hold")
         fills = self.fills
         for side, marker, color in (("buy", "^", "tab:green"), ("sell", "v", "tab:red")):
             at = fills.ts[fills.side == side]
@@ -689,7 +690,7 @@ test_eq(res.stats["n_trades"], len(res.trades))
 test_close(res.equity.loc[res.trades.exit_ts].to_numpy(), 10_000 + res.trades.pnl.cumsum().to_numpy())
 s = res.summary()
 test_close(s["sharpe"], res.returns.mean() / res.returns.std(ddof=1) * np.sqrt(252), eps=1e-12)
-test_close((s["max_drawdown"], s["trade_win_rate"]), (res.stats["max_drawdown"], res.stats["win_rate"]), eps=1e-12)
+test_close((s["max_drawdown"], s["win_rate"]), (res.stats["max_drawdown"], res.stats["win_rate"]), eps=1e-12)
 res.trades.head()
 
 # %% [markdown]

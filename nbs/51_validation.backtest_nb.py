@@ -815,6 +815,19 @@ test_close(t["pnl"][0], 1_000.0 / px[0, 3] * (px[0, 7] - px[0, 3]))
 test_close(equity[-1], stats[0, 0])
 test_eq(o["status"].tolist(), [STATUS.FILLED] * 2)
 
+# %%
+import matplotlib.pyplot as plt  # noqa: E402
+
+fig, ax = plt.subplots(figsize=(7, 2.8))
+ax.plot(px[0] + 0.2, "k.-", lw=0.8, label="close")
+for k, (rec, row) in enumerate(((f[0], 2), (f[1], 6))):
+    ax.annotate("decided", (row, px[0, row] + 0.2), xytext=(row, px[0, row] + 1.8), ha="center",
+                arrowprops={"arrowstyle": "->"})
+    ax.scatter(rec["bar"], rec["price"], marker="^" if rec["side"] > 0 else "v", s=80, zorder=3,
+               color="tab:green" if rec["side"] > 0 else "tab:red", label="buy" if rec["side"] > 0 else "sell")
+ax.set(xlabel="bar", ylabel="price", title="A decision at a close fills at the next bar's open")
+ax.legend(loc="lower right");
+
 # %% [markdown]
 # Buffers too small for the records a bar might write stop the run at that bar, to be grown and resumed;
 # a sweep runs columns alone, each with the statistics the group run of that column gets.

@@ -283,7 +283,7 @@ ax.legend(loc="center right");
 
 # %%
 #| export
-def win_rate(returns,  # per-bar simple returns (Series or array)
+def bar_win_rate(returns,  # per-bar simple returns (Series or array)
             ) -> float:
     "Share of non-zero returns that are positive (0.0 when every return is zero)."
     r = observed_returns(returns)
@@ -301,7 +301,7 @@ def profit_factor(returns,  # per-bar returns, or any gains and losses (a trades
     return float(gains / losses)
 
 
-def expectancy(returns,  # per-bar simple returns (Series or array)
+def bar_expectancy(returns,  # per-bar simple returns (Series or array)
               ) -> float:
     "Average return of a bar with a position: win rate · avg win + loss rate · avg loss."
     r = observed_returns(returns)
@@ -311,12 +311,12 @@ def expectancy(returns,  # per-bar simple returns (Series or array)
 
 # %%
 r = [0.02, -0.01, 0.0, 0.03, -0.02, np.nan]
-test_eq(win_rate(r), 0.5)
+test_eq(bar_win_rate(r), 0.5)
 test_close(profit_factor(r), 0.05 / 0.03, eps=1e-15)
-test_close(expectancy(r), 0.5 * 0.025 + 0.5 * -0.015, eps=1e-15)
-test_eq((win_rate([0.0, 0.0]), profit_factor([0.0]), profit_factor([0.01])), (0.0, 0.0, math.inf))
-for ours, theirs in [(win_rate, qs.stats.win_rate), (profit_factor, qs.stats.profit_factor),
-                     (expectancy, qs.stats.avg_return)]:
+test_close(bar_expectancy(r), 0.5 * 0.025 + 0.5 * -0.015, eps=1e-15)
+test_eq((bar_win_rate([0.0, 0.0]), profit_factor([0.0]), profit_factor([0.01])), (0.0, 0.0, math.inf))
+for ours, theirs in [(bar_win_rate, qs.stats.win_rate), (profit_factor, qs.stats.profit_factor),
+                     (bar_expectancy, qs.stats.avg_return)]:
     test_close(ours(btc_ret), theirs(btc_ret), eps=1e-12)
 
 
@@ -430,17 +430,22 @@ test_fail(lambda: trade_profit_factor(trades.assign(pnl=[1, np.nan, 0, 0])), con
 # %% [markdown]
 # ## Summary
 # `summary` gathers everything reports and the promotion gate read, in one dict with a fixed set of
-# keys. What cannot be computed from the inputs given is NaN (no `trades`, no trade metrics), and NaN
-# fails every gate comparison, so a missing input can never pass a gate. Exposure and turnover come
-# from `positions` when given; without them exposure falls back to the share of non-zero returns and
-# turnover is NaN.
+# keys, and each key means one thing everywhere in the project: `max_drawdown` and `cvar` are losses as
+# negative fractions, and `win_rate`, `profit_factor`, `expectancy` are **per trade** (what a trader
+# means; `BacktestResult.stats` uses the same keys the same way), while their per-bar cousins are named
+# `bar_win_rate`, `bar_profit_factor` and `bar_expectancy`. What cannot be computed from the inputs given
+# is NaN (no `trades`, no trade metrics), and NaN fails every gate comparison, so a missing input can
+# never pass a gate. `periods` has no default: a daily series annualised as 252 sessions when it trades
+# 365 days is the silent error this avoids. Exposure and turnover come from `positions` when given;
+# without them exposure falls back to the share of non-zero returns and turnover is NaN.
 
 # %%
 #| export
 def summary(returns,                  # per-bar simple returns (Series or array)
             trades: pd.DataFrame | None = None,  # closed trades (see TRADE_COLUMNS)
             positions=None,           # position per bar, signed fraction of equity
-            periods: float = 252,     # bars per year (see `periods_per_year`)
+            *,
+            periods: float,           # bars per year (see `periods_per_year`): required, never a silent 252
             rf: float = 0.0,          # annual risk-free rate for Sharpe and Sortino
             confidence: float = 0.95, # CVaR confidence
            ) -> dict:
@@ -455,16 +460,16 @@ def summary(returns,                  # per-bar simple returns (Series or array)
         "sortino": sortino(returns, periods, rf),
         "max_drawdown": max_drawdown(returns),
         "cvar": cvar(returns, confidence),
-        "profit_factor": profit_factor(returns),
-        "win_rate": win_rate(returns),
-        "expectancy": expectancy(returns),
+        "bar_profit_factor": profit_factor(returns),
+        "bar_win_rate": bar_win_rate(returns),
+        "bar_expectancy": bar_expectancy(returns),
         "exposure": exposure(returns if positions is None else positions),
         "turnover": np.nan if positions is None else turnover(positions, periods),
         "trades": trade_count(trades) if have_trades else np.nan,
-        "trade_win_rate": trade_win_rate(trades) if have_trades else np.nan,
-        "trade_profit_factor": trade_profit_factor(trades) if have_trades else np.nan,
-        "trade_expectancy": trade_expectancy(trades) if have_trades else np.nan,
-        "trade_expectancy_return": trade_expectancy(trades, "return") if have_trades else np.nan,
+        "win_rate": trade_win_rate(trades) if have_trades else np.nan,
+        "profit_factor": trade_profit_factor(trades) if have_trades else np.nan,
+        "expectancy": trade_expectancy(trades) if have_trades else np.nan,
+        "expectancy_return": trade_expectancy(trades, "return") if have_trades else np.nan,
     }
 
 
@@ -477,7 +482,7 @@ test_close(s["sharpe"], qs.stats.sharpe(btc_ret, periods=24 * 365), eps=1e-12)
 test_eq((s["periods"], s["exposure"], math.isnan(s["trades"])), (len(btc_ret), 1.0, True))
 test_close(s["turnover"], 24 * 365 / len(btc_ret), eps=1e-12)   # one entry, never exited
 test_close(s["total_return"], btc_ret.add(1).prod() - 1, eps=1e-9)
-s2 = summary(btc_ret, trades=trades)
+s2 = summary(btc_ret, trades=trades, periods=24 * 365)
 test_eq(list(s2) , list(s))
-test_eq((s2["trades"], s2["trade_win_rate"], math.isnan(s2["turnover"])), (4, 0.25, True))
+test_eq((s2["trades"], s2["win_rate"], math.isnan(s2["turnover"])), (4, 0.25, True))
 {k: round(v, 4) for k, v in s.items()}

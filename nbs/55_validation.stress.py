@@ -298,7 +298,7 @@ def picky(params, costs):  # a strategy that refuses some perturbed values
 t = perturb_parameters(picky, params, costs, pct=0.2)
 test_eq((t.loc["lookback-20%", "error"], t.loc["base", "error"]), ("lookback too short", ""))
 assert np.isnan(t.loc["lookback-20%", "sharpe"]) and np.isfinite(t.loc["lookback+20%", "sharpe"])
-table[["sharpe", "max_drawdown", "trades", "trade_win_rate"]].round(3)
+table[["sharpe", "max_drawdown", "trades", "win_rate"]].round(3)
 
 
 # %% [markdown]

@@ -36,11 +36,11 @@ from fastcore.test import test_eq, test_fail
 @dataclass(frozen=True)
 class RuleResult:
     "One gate rule applied to one measured value."
-    rule: str
-    value: float
+    rule: str  # the rule's name, e.g. 'sharpe'
+    value: float  # what was measured (NaN: not measured)
     op: str  # ">=" or "<="
-    threshold: float
-    passed: bool
+    threshold: float  # the configured bound
+    passed: bool  # the value meets the bound
 
     @property
     def reason(self) -> str:
@@ -54,8 +54,8 @@ class RuleResult:
 @dataclass(frozen=True)
 class Verdict:
     "The gate's decision with every rule's outcome."
-    passed: bool
-    rules: tuple[RuleResult, ...]
+    passed: bool  # every rule passed
+    rules: tuple[RuleResult, ...]  # each rule's outcome, in the gate's order
 
     @property
     def reasons(self) -> list[str]:
@@ -110,8 +110,7 @@ def evaluate_gates(metrics: dict,  # from `metrics.summary` (trades, sharpe, max
                    ) -> Verdict:
     "Apply every gate rule and return the verdict."
     g = {**default_gates(), **(gates or {})}
-    pf = metrics.get("trade_profit_factor")
-    pf = metrics.get("profit_factor") if pf is None or not math.isfinite(pf) else pf
+    pf = metrics.get("profit_factor")  # per trade (metrics.summary): no trades, no profit factor, no pass
     loss = lambda x: float("nan") if x is None else -100.0 * float(x)  # noqa: E731 - negative fraction -> loss %
     rules = (
         _rule("trades", metrics.get("trades"), ">=", g["min_trades"]),
@@ -125,11 +124,11 @@ def evaluate_gates(metrics: dict,  # from `metrics.summary` (trades, sharpe, max
 
 
 # %%
-good = {"trades": 812, "sharpe": 2.4, "max_drawdown": -0.11, "cvar": -0.021, "trade_profit_factor": 1.8}
+good = {"trades": 812, "sharpe": 2.4, "max_drawdown": -0.11, "cvar": -0.021, "profit_factor": 1.8}
 v = evaluate_gates(good, deflated_sharpe=0.97)
 test_eq((v.passed, v.reasons), (True, []))
 
-bad = {**good, "trades": 120, "max_drawdown": -0.22, "trade_profit_factor": float("nan"), "profit_factor": 1.2}
+bad = {**good, "trades": 120, "max_drawdown": -0.22, "profit_factor": 1.2}
 v = evaluate_gates(bad, deflated_sharpe=None)
 test_eq(v.passed, False)
 test_eq(v.reasons, ["trades: 120, needs >= 500", "max_drawdown_pct: 22, needs <= 15",

@@ -244,6 +244,21 @@ with tempfile.TemporaryDirectory() as d:
         save_result({"n": n}, Path(d) / "validation/rsi2" / f"{stem}.json")
     test_eq(latest_report("rsi2", logs_root=d), {"n": 2})
 
+# %% [markdown]
+# What a record holds, seen: a validation of RSI-2 on hourly BTC, saved and read back as the runtime reads
+# it, its verdict re-drawn from the stored metrics (`Verdict.plot`).
+
+# %%
+from tradingbot.validation.gate import evaluate_gates  # noqa: E402
+from tradingbot.validation.pipeline import validate_strategy  # noqa: E402
+
+with tempfile.TemporaryDirectory() as d:
+    rec = validate_strategy("rsi2", load_sample("btcusd_1h").iloc[:6000], n_sims=50).record()
+    save_result(rec, Path(d) / "validation/rsi2/20240501T120000Z.json")
+    back = latest_report("rsi2", logs_root=d)
+test_eq((back["asset"], back["params_hash"], back["verdict"]), (rec["asset"], rec["params_hash"], rec["verdict"]))
+evaluate_gates(back["metrics"], deflated_sharpe=back["deflated_sharpe"]).plot("a record's verdict, read back");
+
 
 # %% [markdown]
 # ## Running and rendering

@@ -40,6 +40,12 @@ RESEARCH_MODULES = (
     "tradingbot.validation.backtest",
     "tradingbot.validation._backtest_nb",
     "tradingbot.validation.report",
+    "tradingbot.validation.metrics",
+    "tradingbot.validation.splits",
+    "tradingbot.validation.overfit",
+    "tradingbot.validation.stress",
+    "tradingbot.validation.gate",
+    "tradingbot.validation.pipeline",
     "tradingbot.strategies.base",
     "tradingbot.strategies.rules",
 )

@@ -44,8 +44,8 @@ def pairs(returns: pd.Series, periods: float) -> dict:
             "cvar": (m.cvar(returns), qs.stats.cvar(returns, method="historical")),
             "cvar_99": (m.cvar(returns, 0.99), qs.stats.conditional_value_at_risk(returns, confidence=0.99,
                                                                                     method="historical")),
-            "win_rate": (m.win_rate(returns), qs.stats.win_rate(returns)),
-            "expectancy": (m.expectancy(returns), qs.stats.avg_return(returns)),
+            "win_rate": (m.bar_win_rate(returns), qs.stats.win_rate(returns)),
+            "expectancy": (m.bar_expectancy(returns), qs.stats.avg_return(returns)),
         }
 
 
@@ -82,7 +82,7 @@ def test_arrays_equal_series(samples):
     returns, periods = samples["spx"]
     for f in (m.sharpe, m.sortino):
         assert f(returns.to_numpy(), periods) == f(returns, periods)
-    for f in (m.max_drawdown, m.cvar, m.profit_factor, m.win_rate, m.expectancy):
+    for f in (m.max_drawdown, m.cvar, m.profit_factor, m.bar_win_rate, m.bar_expectancy):
         assert f(returns.to_numpy()) == f(returns)
 
 

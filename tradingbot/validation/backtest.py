@@ -422,10 +422,11 @@ class BacktestResult:
         "Equity against buy-and-hold with the fills marked, and the drawdown below; returns the figure."
         import matplotlib.pyplot as plt
         fig, (top, low) = plt.subplots(2, 1, figsize=figsize, sharex=True, height_ratios=(3, 1))
-        self.equity.plot(ax=top, lw=0.9, label="strategy")
+        # matplotlib's own date axis (pandas' .plot would switch a regular index to periods scatter cannot share)
+        top.plot(self.equity.index, self.equity.to_numpy(), lw=0.9, label="strategy")
         if self.closes is not None:
             hold = self.closes.div(self.closes.iloc[0]).mean(axis=1) * self.init_cash
-            hold.plot(ax=top, lw=0.7, color="grey", alpha=0.8, label="buy and hold")
+            top.plot(hold.index, hold.to_numpy(), lw=0.7, color="grey", alpha=0.8, label="buy and hold")
         fills = self.fills
         for side, marker, color in (("buy", "^", "tab:green"), ("sell", "v", "tab:red")):
             at = fills.ts[fills.side == side]

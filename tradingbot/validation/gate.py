@@ -18,11 +18,11 @@ __all__ = ['RuleResult', 'Verdict', 'default_gates', 'evaluate_gates', 'live_eli
 @dataclass(frozen=True)
 class RuleResult:
     "One gate rule applied to one measured value."
-    rule: str
-    value: float
+    rule: str  # the rule's name, e.g. 'sharpe'
+    value: float  # what was measured (NaN: not measured)
     op: str  # ">=" or "<="
-    threshold: float
-    passed: bool
+    threshold: float  # the configured bound
+    passed: bool  # the value meets the bound
 
     @property
     def reason(self) -> str:
@@ -36,8 +36,8 @@ class RuleResult:
 @dataclass(frozen=True)
 class Verdict:
     "The gate's decision with every rule's outcome."
-    passed: bool
-    rules: tuple[RuleResult, ...]
+    passed: bool  # every rule passed
+    rules: tuple[RuleResult, ...]  # each rule's outcome, in the gate's order
 
     @property
     def reasons(self) -> list[str]:
@@ -85,8 +85,7 @@ def evaluate_gates(metrics: dict,  # from `metrics.summary` (trades, sharpe, max
                    ) -> Verdict:
     "Apply every gate rule and return the verdict."
     g = {**default_gates(), **(gates or {})}
-    pf = metrics.get("trade_profit_factor")
-    pf = metrics.get("profit_factor") if pf is None or not math.isfinite(pf) else pf
+    pf = metrics.get("profit_factor")  # per trade (metrics.summary): no trades, no profit factor, no pass
     loss = lambda x: float("nan") if x is None else -100.0 * float(x)  # noqa: E731 - negative fraction -> loss %
     rules = (
         _rule("trades", metrics.get("trades"), ">=", g["min_trades"]),

@@ -14,8 +14,8 @@ from ..data.timeframes import timeframe_delta
 
 # %% auto #0
 __all__ = ['CALENDARS', 'TRADE_COLUMNS', 'periods_per_year', 'observed_returns', 'sharpe', 'sortino', 'drawdown', 'max_drawdown',
-           'cvar', 'win_rate', 'profit_factor', 'expectancy', 'exposure', 'turnover', 'check_trades', 'trade_count',
-           'trade_win_rate', 'trade_profit_factor', 'trade_expectancy', 'summary']
+           'cvar', 'bar_win_rate', 'profit_factor', 'bar_expectancy', 'exposure', 'turnover', 'check_trades',
+           'trade_count', 'trade_win_rate', 'trade_profit_factor', 'trade_expectancy', 'summary']
 
 # %% ../../nbs/52_validation.metrics.ipynb #157cb9b7
 CALENDARS = {  # trading days per year, trading hours per day
@@ -119,7 +119,7 @@ def cvar(returns,                  # per-bar simple returns (Series or array)
     return float(tail.mean())
 
 # %% ../../nbs/52_validation.metrics.ipynb #c18bfa87
-def win_rate(returns,  # per-bar simple returns (Series or array)
+def bar_win_rate(returns,  # per-bar simple returns (Series or array)
             ) -> float:
     "Share of non-zero returns that are positive (0.0 when every return is zero)."
     r = observed_returns(returns)
@@ -137,7 +137,7 @@ def profit_factor(returns,  # per-bar returns, or any gains and losses (a trades
     return float(gains / losses)
 
 
-def expectancy(returns,  # per-bar simple returns (Series or array)
+def bar_expectancy(returns,  # per-bar simple returns (Series or array)
               ) -> float:
     "Average return of a bar with a position: win rate · avg win + loss rate · avg loss."
     r = observed_returns(returns)
@@ -210,7 +210,8 @@ def trade_expectancy(trades: pd.DataFrame,  # closed trades with the `column` to
 def summary(returns,                  # per-bar simple returns (Series or array)
             trades: pd.DataFrame | None = None,  # closed trades (see TRADE_COLUMNS)
             positions=None,           # position per bar, signed fraction of equity
-            periods: float = 252,     # bars per year (see `periods_per_year`)
+            *,
+            periods: float,           # bars per year (see `periods_per_year`): required, never a silent 252
             rf: float = 0.0,          # annual risk-free rate for Sharpe and Sortino
             confidence: float = 0.95, # CVaR confidence
            ) -> dict:
@@ -225,14 +226,14 @@ def summary(returns,                  # per-bar simple returns (Series or array)
         "sortino": sortino(returns, periods, rf),
         "max_drawdown": max_drawdown(returns),
         "cvar": cvar(returns, confidence),
-        "profit_factor": profit_factor(returns),
-        "win_rate": win_rate(returns),
-        "expectancy": expectancy(returns),
+        "bar_profit_factor": profit_factor(returns),
+        "bar_win_rate": bar_win_rate(returns),
+        "bar_expectancy": bar_expectancy(returns),
         "exposure": exposure(returns if positions is None else positions),
         "turnover": np.nan if positions is None else turnover(positions, periods),
         "trades": trade_count(trades) if have_trades else np.nan,
-        "trade_win_rate": trade_win_rate(trades) if have_trades else np.nan,
-        "trade_profit_factor": trade_profit_factor(trades) if have_trades else np.nan,
-        "trade_expectancy": trade_expectancy(trades) if have_trades else np.nan,
-        "trade_expectancy_return": trade_expectancy(trades, "return") if have_trades else np.nan,
+        "win_rate": trade_win_rate(trades) if have_trades else np.nan,
+        "profit_factor": trade_profit_factor(trades) if have_trades else np.nan,
+        "expectancy": trade_expectancy(trades) if have_trades else np.nan,
+        "expectancy_return": trade_expectancy(trades, "return") if have_trades else np.nan,
     }

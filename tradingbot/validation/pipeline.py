@@ -40,8 +40,8 @@ RESEARCH_COSTS = {"taker_fee_pct": 0.05, "maker_fee_pct": 0.02, "slippage_pct": 
 class Dataset:
     "Bars to validate on, with what decides their annualisation and costs."
     name: str  # sample name, cache key, or the frame's attrs['name']
-    bars: pd.DataFrame
-    timeframe: str
+    bars: pd.DataFrame  # one symbol's bars
+    timeframe: str  # their timeframe, e.g. '1h'
     calendar: str | None  # a key of metrics.CALENDARS
     asset: str | None  # the asset of assets.json the bars stand for, if one does
 
@@ -69,7 +69,11 @@ def load_dataset(data: str | pd.DataFrame,  # a frame of bars, a sample name, or
     return Dataset(data, bars, timeframe, "forex" if venue == "ibkr" else "crypto", None)
 
 
-def resolve_asset(strategy: Strategy, ds: Dataset, asset: str | None, sizing: str | None) -> str | None:
+def resolve_asset(strategy: Strategy,  # the strategy (its strategies.json assets narrow a cache key's venue)
+                  ds: Dataset,  # the bars and what they stand for
+                  asset: str | None,  # the asset asked for (None: the data's)
+                  sizing: str | None,  # 'cash' for a research run
+                  ) -> str | None:  # the asset to trade under, or None for research sizing
     "The asset whose rules the validation trades under (None: a research run with sizing='cash')."
     if asset is not None or ds.asset is not None:
         return asset or ds.asset
@@ -88,9 +92,9 @@ def resolve_asset(strategy: Strategy, ds: Dataset, asset: str | None, sizing: st
 @dataclass(frozen=True)
 class Run:
     "A backtest with its per-bar returns (what stress and metrics consume)."
-    result: BacktestResult
-    returns: pd.Series
-    trades: pd.DataFrame
+    result: BacktestResult  # the backtest
+    returns: pd.Series  # its per-bar returns
+    trades: pd.DataFrame  # its closed trades
 
 
 def run_strategy(strategy: Strategy,  # the strategy, with its parameters
@@ -107,7 +111,10 @@ def run_strategy(strategy: Strategy,  # the strategy, with its parameters
     return Run(res, res.returns, res.trades)
 
 
-def runner(strategy: Strategy, bars: pd.DataFrame, asset: str | None):
+def runner(strategy: Strategy,  # the candidate
+           bars: pd.DataFrame,  # one symbol's bars
+           asset: str | None,  # the asset's rules (None: research)
+           ):
     "A `run(params, costs)` callable for the stress functions."
     return lambda params, costs: run_strategy(strategy.with_params(params), bars, costs, asset)
 
@@ -138,7 +145,11 @@ def _per_bar_sharpe(r: pd.DataFrame) -> np.ndarray:
     return np.where(sd > 0, r.mean().to_numpy() / np.where(sd > 0, sd, 1), np.nan)
 
 
-def walk_forward(trials: pd.DataFrame, grid: list, n_splits: int, periods: float) -> pd.DataFrame:
+def walk_forward(trials: pd.DataFrame,  # per-bar returns by grid set (column 0: the candidate)
+                 grid: list,  # the parameter sets of the columns
+                 n_splits: int,  # walk-forward folds
+                 periods: float,  # bars per year
+                 ) -> pd.DataFrame:  # one row per fold: spans, the chosen set, in- and out-of-sample Sharpe
     "Anchored walk-forward: pick the best grid set on each training span, measure it on the next test span."
     rows = []
     for fold, (train, test) in enumerate(WalkForward(n_splits).split(trials)):
@@ -162,28 +173,58 @@ def params_hash(params: dict,  # a strategy's parameters
 @dataclass
 class Validation:
     "Everything `validate_strategy` measured; `record()` is its JSON form."
-    strategy: str
-    params: dict
-    data: str
-    seed: int
-    costs: dict
-    data_hash: str
-    commit: str
-    periods: float
-    run: Run
-    metrics: dict
-    trials: pd.DataFrame
-    grid: list
-    deflated_sharpe: float
-    pbo: object
-    walk_forward: pd.DataFrame
-    stress: dict = field(default_factory=dict)
-    gates: dict = field(default_factory=dict)
-    verdict: Verdict | None = None
+    strategy: str  # the strategy id
+    params: dict  # its parameters
+    data: str  # the data's name
+    seed: int  # the Monte-Carlo seed
+    costs: dict  # the fill model's fields it traded with
+    data_hash: str  # sha256 of the bars
+    commit: str  # the code's git commit
+    periods: float  # bars per year
+    run: Run  # the candidate's backtest
+    metrics: dict  # `metrics.summary` of it
+    trials: pd.DataFrame  # per-bar returns of every grid set
+    grid: list  # the grid's parameter sets
+    deflated_sharpe: float  # the deflated Sharpe ratio over the trials
+    pbo: object  # the probability of backtest overfitting (CSCV result)
+    walk_forward: pd.DataFrame  # the anchored walk-forward table
+    stress: dict = field(default_factory=dict)  # stress tables: reorder, bootstrap, parameters, costs, regimes
+    gates: dict = field(default_factory=dict)  # the thresholds it was judged by
+    verdict: Verdict | None = None  # the gate's verdict
     asset: str | None = None  # the asset whose rules it traded under (None: research sizing)
-    sizing: str = "risk"
+    sizing: str = "risk"  # 'risk' (the asset's rules) or 'cash' (research)
     timeframe: str = ""  # the bars' timeframe
     validated_at: str = ""  # when it ran, ISO-8601 UTC (the gate's maximum age counts from here)
+
+    def plot(self) -> object:
+        "Equity against buy-and-hold, the walk-forward's in- and out-of-sample Sharpe, and the trials behind the DSR."
+        import matplotlib.pyplot as plt
+        fig = plt.figure(figsize=(10, 6.5))
+        grid = fig.add_gridspec(2, 2, height_ratios=(1.2, 1))
+        top, wf_ax, trials_ax = fig.add_subplot(grid[0, :]), fig.add_subplot(grid[1, 0]), fig.add_subplot(grid[1, 1])
+        res = self.run.result
+        top.plot(res.equity.index, res.equity.to_numpy(), lw=0.9,
+                 label=f"{self.strategy} ({self.asset or 'research, all-in'})")
+        if res.closes is not None:
+            hold = res.closes.iloc[:, 0] / res.closes.iloc[0, 0] * res.init_cash
+            top.plot(hold.index, hold.to_numpy(), lw=0.7, color="grey", label="buy and hold")
+        top.set_title(f"{self.strategy} on {self.data}: " + ("PASSED" if self.verdict.passed else "FAILED the gate"))
+        top.legend(loc="upper left", fontsize="small")
+        wf = self.walk_forward
+        x = np.arange(len(wf))
+        wf_ax.bar(x - 0.2, wf.is_sharpe, 0.4, label="in sample (best of the grid)")
+        wf_ax.bar(x + 0.2, wf.oos_sharpe, 0.4, label="out of sample")
+        wf_ax.axhline(0, color="k", lw=0.8)
+        wf_ax.set(xticks=x, xlabel="walk-forward fold", ylabel="Sharpe", title="walk-forward")
+        wf_ax.legend(fontsize="small")
+        sharpes = _per_bar_sharpe(self.trials) * np.sqrt(self.periods)
+        trials_ax.hist(sharpes[np.isfinite(sharpes)], bins=min(30, max(5, len(sharpes))), color="tab:grey")
+        trials_ax.axvline(sharpes[0], color="tab:red", lw=2, label="the candidate")
+        trials_ax.set(xlabel="Sharpe of each trial", title=f"{len(self.grid)} trials: deflated Sharpe "
+                                                          f"{self.deflated_sharpe:.2f}, PBO {self.pbo.pbo:.2f}")
+        trials_ax.legend(fontsize="small")
+        fig.tight_layout()
+        return fig
 
     def record(self) -> dict:
         "What goes to logs/validation: inputs, provenance, metrics and the verdict."
