@@ -202,10 +202,9 @@ class Engine:
         if snap is None:
             for setup in self.setups.values():
                 self._add(new_book(setup, "paper"))
-                if self.controller.is_live(setup.asset) and setup.asset in self.live_clients:
-                    self._add(new_book(setup, "live", self.live_clients[setup.asset]()))
             self.budgets = {mode: Budget.from_config() for mode in ("paper", "live")}
             self.router.budgets = self.budgets
+            self._open_live_books()
             return
         if snap.get("version") != _VERSION:
             raise StateError(f"{self.state_dir}: the checkpoint was written by an older engine (layout "
@@ -216,7 +215,13 @@ class Engine:
             self._add(Book.from_dict(doc, self._client_of(doc)))
         self.budgets = {m: Budget.from_dict(d) for m, d in snap["budgets"].items()}
         self.router.budgets = self.budgets
+        self._open_live_books()
         log_event("engine_restored", cursor=self.cursor, books=sorted(snap["books"]))
+
+    def _open_live_books(self) -> None:
+        "A live book for every asset runtime.json says is live, also when the checkpoint predates its confirmation."
+        for asset in self.setups:
+            self._sync_live_book(asset)  # so that start() settles the live orders recorded before a crash
 
     def _client_of(self, doc: dict) -> ExecutionClient:
         "The venue of a checkpointed book: the paper venue from its snapshot, or the asset's live client."

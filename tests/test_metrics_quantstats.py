@@ -40,12 +40,12 @@ def pairs(returns: pd.Series, periods: float) -> dict:
             "sortino": (m.sortino(returns, periods), qs.stats.sortino(returns, periods=periods)),
             "sharpe_rf": (m.sharpe(returns, periods, rf=0.03), qs.stats.sharpe(returns, rf=0.03, periods=periods)),
             "max_drawdown": (m.max_drawdown(returns), qs.stats.max_drawdown(returns)),
-            "profit_factor": (m.profit_factor(returns), qs.stats.profit_factor(returns)),
+            "bar_profit_factor": (m.profit_factor(returns), qs.stats.profit_factor(returns)),
             "cvar": (m.cvar(returns), qs.stats.cvar(returns, method="historical")),
             "cvar_99": (m.cvar(returns, 0.99), qs.stats.conditional_value_at_risk(returns, confidence=0.99,
                                                                                     method="historical")),
-            "win_rate": (m.bar_win_rate(returns), qs.stats.win_rate(returns)),
-            "expectancy": (m.bar_expectancy(returns), qs.stats.avg_return(returns)),
+            "bar_win_rate": (m.bar_win_rate(returns), qs.stats.win_rate(returns)),
+            "bar_expectancy": (m.bar_expectancy(returns), qs.stats.avg_return(returns)),
         }
 
 

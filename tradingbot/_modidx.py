@@ -1060,6 +1060,8 @@ d = { 'settings': {'branch': 'main', 'doc_baseurl': '/', 'doc_host': '', 'git_ur
                                                                                                'tradingbot/runtime/engine.py'),
                                            'tradingbot.runtime.engine.Engine._on_venue_event': ( 'runtime.engine.html#engine._on_venue_event',
                                                                                                  'tradingbot/runtime/engine.py'),
+                                           'tradingbot.runtime.engine.Engine._open_live_books': ( 'runtime.engine.html#engine._open_live_books',
+                                                                                                  'tradingbot/runtime/engine.py'),
                                            'tradingbot.runtime.engine.Engine._opened': ( 'runtime.engine.html#engine._opened',
                                                                                          'tradingbot/runtime/engine.py'),
                                            'tradingbot.runtime.engine.Engine._record': ( 'runtime.engine.html#engine._record',

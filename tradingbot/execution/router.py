@@ -127,9 +127,13 @@ class Router:
             return None, f"shorting: {intent.asset} allows no short positions; a sell must close a long"
         if intent.qty is not None:  # a recorded order keeps its quantity: only checked against the lot
             qty = float(round_qty_nb(float(intent.qty), float(ctx.qty_step)))
-            if qty != intent.qty or qty * ctx.price < ctx.min_notional:
-                return None, (f"lot: {intent.qty:g} units is not a multiple of the lot {ctx.qty_step:g} at or above "
-                              f"the minimum {ctx.min_notional:g} USD")
+            if qty == 0.0:
+                return None, f"below one lot: {intent.qty:g} units is less than one lot of {ctx.qty_step:g}"
+            if qty != intent.qty:
+                return None, f"lot: {intent.qty:g} units is not a whole number of lots of {ctx.qty_step:g}"
+            if qty * ctx.price < ctx.min_notional:
+                return None, (f"min notional: {qty * ctx.price:.2f} USD is below the minimum {ctx.min_notional:g} "
+                              "USD")
             notional = qty * ctx.price
         else:
             sized = round_size(intent.notional, ctx.price, ctx.qty_step, ctx.min_notional)
