@@ -151,7 +151,9 @@ def synthetic_bars(n: int,                            # number of bars
     block = ohlcv_from_returns_nb(returns, sigmas, wicks, volume_noise, float(price), float(base_volume), bar_sigma)
     # no `freq` on the index: stored and real frames have none, and a round trip must compare equal
     index = pd.DatetimeIndex(pd.date_range(first, periods=n, freq=step, name="ts", unit="ns"), freq=None)
-    return pd.DataFrame(block.T, index=index, columns=["open", "high", "low", "close", "volume"])
+    bars = pd.DataFrame(block.T, index=index, columns=["open", "high", "low", "close", "volume"])
+    bars.attrs["timeframe"] = timeframe  # as the data layer's bars carry it
+    return bars
 
 
 # %% [markdown]

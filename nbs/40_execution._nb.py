@@ -121,7 +121,7 @@ class FillResult(NamedTuple):
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def half_spread_nb(price: float, bar_spread: float, spread: float) -> float:
     "Half the bid-ask spread at `price`: the bar's own spread when it has one, else the fraction `spread`."
     if bar_spread == bar_spread:
@@ -129,7 +129,7 @@ def half_spread_nb(price: float, bar_spread: float, spread: float) -> float:
     return 0.5 * spread * price
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def taker_price_nb(side: int, price: float, bar: Bar, params: FillParams) -> float:
     "The price a taker of `side` gets when the market is at `price`: spread and slippage against it."
     vol_slip = params.vol_k * bar.vol if params.vol_k != 0.0 and bar.vol == bar.vol else 0.0
@@ -154,7 +154,7 @@ test_eq(taker_price_nb(SIDE.BUY, 100.0, bar._replace(vol=np.nan), FillParams(sli
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def trigger_nb(side: int, stop: float, first: float, high: float, low: float, path: bool) -> float:
     "Price at which a stop order of `side` triggers (NaN: not in this bar); `first` is where the order meets the bar."
     if side > 0:
@@ -170,7 +170,7 @@ def trigger_nb(side: int, stop: float, first: float, high: float, low: float, pa
     return np.nan
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def through_nb(side: int, limit: float, open: float, high: float, low: float, from_open: bool) -> float:
     "Price at which a limit of `side` resting in this bar fills (NaN: none); `from_open`: it rested before the open."
     if from_open and side * (limit - open) > 0:
@@ -200,7 +200,7 @@ test_eq(through_nb(SIDE.BUY, 99.0, 97.0, 98.0, 96.0, True), 97.0)  # the bar ope
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def participation_cap_nb(volume: float, participation: float) -> float:
     "Most units one order may take from a bar of `volume` (inf: no cap)."
     if not participation < np.inf or volume != volume:
@@ -208,13 +208,13 @@ def participation_cap_nb(volume: float, participation: float) -> float:
     return participation * volume
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def affordable_qty_nb(cash: float, price: float, fee: float) -> float:
     "Units `cash` pays for at `price` with a proportional `fee` on top."
     return cash / (1.0 + fee) / price
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def _size_fill_nb(order: WorkingOrder, price: float, maker: bool, triggered: bool, bar: Bar, cash_limit: float,
                   params: FillParams) -> FillResult:
     "Fill an order that can execute at `price` in this bar, as far as cash, volume and its time in force allow."
@@ -260,7 +260,7 @@ test_close(affordable_qty_nb(1_000.0, 100.0, 0.001) * 100.0 * 1.001, 1_000.0)
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def _limit_fill_nb(order: WorkingOrder, at: float, path: bool, arriving: bool, bar: Bar,
                    params: FillParams) -> tuple[float, bool, int]:
     "(price, maker, info) of a live limit in this bar; price NaN when it does not fill here."
@@ -291,7 +291,7 @@ def _limit_fill_nb(order: WorkingOrder, at: float, path: bool, arriving: bool, b
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def fill_order_nb(order: WorkingOrder,  # what is left of the order
                   bar: Bar,  # the bar it meets
                   arrival: int,  # Arrival: RESTING, OPEN or CLOSE
@@ -445,7 +445,7 @@ test_eq(r.maker, False)
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def arrival_bar_nb(decision_bar: int, latency: int, at_close: bool) -> int:
     "Index of the bar whose open (or close, `at_close`) a decision of `decision_bar` reaches."
     return decision_bar + latency + (0 if at_close else 1)
@@ -469,7 +469,7 @@ test_eq(arrival_bar_nb(10, 0, True), 10)
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def protective_exit_nb(direction: int,  # +1 long, -1 short
                        sl: float,  # stop-loss price (NaN: none)
                        trail: float,  # trailing-stop price (NaN: none)
@@ -493,13 +493,13 @@ def protective_exit_nb(direction: int,  # +1 long, -1 short
     return np.nan, -1
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def trail_peak_nb(direction: int, peak: float, high: float, low: float) -> float:
     "Best price since entry after this bar: the highest high of a long, the lowest low of a short."
     return max(peak, high) if direction > 0 else min(peak, low)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def stop_level_nb(direction: int, ref: float, frac: float) -> float:
     "Price `frac` away from `ref` against a position of `direction` (a stop-loss or trailing level)."
     return ref * (1.0 - direction * frac)
@@ -529,7 +529,7 @@ test_eq(trail_peak_nb(-1, 101.0, 103.0, 99.0), 99.0)
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def stop_price_nb(direction: int,  # +1 long, -1 short
                   ref: float,  # reference price: the entry (or average) price
                   sl_frac: float,  # stop distance as a fraction of `ref` (NaN: none)
@@ -544,7 +544,7 @@ def stop_price_nb(direction: int,  # +1 long, -1 short
     return level
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def target_price_nb(direction: int,  # +1 long, -1 short
                     ref: float,  # reference price: the entry (or average) price
                     tp_frac: float,  # take-profit distance as a fraction of `ref` (NaN: none)
@@ -559,7 +559,7 @@ def target_price_nb(direction: int,  # +1 long, -1 short
     return level
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def stop_distance_nb(ref: float,  # reference price
                      sl_frac: float,  # stop distance as a fraction of `ref` (NaN: none)
                      sl_dist: float,  # stop distance in price units (NaN: none)
@@ -588,7 +588,7 @@ test_eq(stop_price_nb(1, 30123.45, 0.02, np.nan), stop_level_nb(1, 30123.45, 0.0
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def time_stop_due_nb(entry_bar: int, bar: int, bars: int) -> bool:
     "True when a position entered at `entry_bar` reaches its time stop of `bars` at the close of `bar` (0: none)."
     return bars > 0 and bar - entry_bar >= bars
@@ -606,7 +606,7 @@ test_eq(time_stop_due_nb(5, 100, 0), False)
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def stop_within_cap_nb(ref: float, stop: float, max_frac: float) -> bool:
     "True when `stop` is at most `max_frac` away from `ref` (a relative tolerance of 1e-12 absorbs rounding)."
     return abs(ref - stop) <= max_frac * ref * (1.0 + 1e-12)
@@ -627,7 +627,7 @@ test_eq(stop_within_cap_nb(100.0, 115.5, 0.15), False)
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def funding_flow_nb(position: float, mark: float, rate: float) -> float:
     "Cash the account receives (negative: pays) for holding `position` units at `mark` when funding `rate` settles."
     return -position * mark * rate

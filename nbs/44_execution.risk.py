@@ -116,10 +116,10 @@ class RiskConfig:
     def from_config(cls) -> RiskConfig:
         "The rules of the current configuration (RISK, SAFETY.MAX_STOP_LOSS_PCT, assets.<asset>: leverage, stop band)."
         r, w = get_key("RISK"), get_key("RISK.signal_weights")
-        lev = tuple((a, float(get_key(f"assets.{a}.max_leverage")))
-                    for a in ASSETS if get_key(f"assets.{a}.max_leverage") is not None)
-        bands = tuple((a, float(get_key(f"assets.{a}.sl_pct_min")), float(get_key(f"assets.{a}.sl_pct_max")))
-                      for a in ASSETS if get_key(f"assets.{a}") is not None)
+        assets = get_key("assets")  # one read (each get_key is a checked deep copy): a backtest builds this
+        lev = tuple((a, float(assets[a]["max_leverage"]))
+                    for a in ASSETS if a in assets and assets[a].get("max_leverage") is not None)
+        bands = tuple((a, float(assets[a]["sl_pct_min"]), float(assets[a]["sl_pct_max"])) for a in ASSETS if a in assets)
         return cls(tiers=tuple((t["min_equity"], t["risk_pct"]) for t in r["tiers"]),
                    small_account_equity=r["small_account_equity"], small_account_notional=r["small_account_notional"],
                    drawdown_step_pct=r["drawdown_step_pct"], drawdown_cut_pct=r["drawdown_cut_pct"],
@@ -211,7 +211,7 @@ def _check_number(name: str, value: float, low: float = 0.0, strict: bool = Fals
     return value
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def drawdown_pct_nb(equity: float,  # equity now
                     peak: float,  # the highest equity seen before (equity counts too: a new high is no drawdown)
                    ) -> float:  # percent below the peak (0 at a new high)
@@ -220,7 +220,7 @@ def drawdown_pct_nb(equity: float,  # equity now
     return (1.0 - equity / top) * 100.0 if top > 0 else 0.0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def tier_risk_pct_nb(equity: float,  # equity in USD
                      rp: RiskParams,  # the rules
                     ) -> float:  # the tier's risk percent
@@ -232,7 +232,7 @@ def tier_risk_pct_nb(equity: float,  # equity in USD
     return pct
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def risk_pct_nb(equity: float,  # equity in USD
                 drawdown_pct: float,  # drawdown from the peak, percent
                 rp: RiskParams,  # the rules
@@ -242,7 +242,7 @@ def risk_pct_nb(equity: float,  # equity in USD
     return max(rp.min_risk_pct, tier_risk_pct_nb(equity, rp) - steps * rp.drawdown_cut_pct)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def signal_weight_nb(score: float,  # signal strength in [0, 1]
                      rp: RiskParams,  # the rules
                     ) -> float:  # 0.5, 1.0 or 1.5 with the default weights
@@ -289,7 +289,7 @@ test_fail(lambda: risk_pct(20_000, -1, cfg), contains="drawdown_pct must be a fi
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def position_size_nb(equity: float,  # equity in USD
                      drawdown_pct: float,  # drawdown from the peak, percent
                      score: float,  # signal strength in [0, 1]
@@ -346,13 +346,13 @@ test_fail(lambda: position_size(20_000, 0, 0.5, 0, 100, cfg), contains="sl_dista
 
 # %%
 #| export
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def _lots_nb(n: float, step: float, k: float) -> float:
     "The quantity of `n` lots (`n / k` when the step is 1/k, exact in decimal; `n * step` otherwise)."
     return n / k if k > 0.0 else n * step
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def round_qty_nb(qty: float,  # units wanted
                  step: float,  # the venue's lot step (> 0)
                 ) -> float:  # the largest multiple of `step` not above `qty`
@@ -371,7 +371,7 @@ def round_qty_nb(qty: float,  # units wanted
     return _lots_nb(n, step, k)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def order_qty_nb(notional: float,  # unrounded notional in USD
                  price: float,  # entry price (> 0)
                  step: float,  # the venue's lot step
@@ -452,7 +452,7 @@ STOP_OK, STOP_NONE, STOP_CAP, STOP_BAND = range(4)  # answers of `stop_check_nb`
 CAP_OK, CAP_TRADE_RISK, CAP_POSITION, CAP_ASSET, CAP_DAILY_LOSS = range(5)  # answers of `pretrade_check_nb`
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def stop_check_nb(sl_pct: float,  # the order's stop distance, percent of the price (NaN: none)
                   lo_pct: float,  # the asset's band: the tightest stop allowed, percent (0: none)
                   hi_pct: float,  # the widest, percent
@@ -468,7 +468,7 @@ def stop_check_nb(sl_pct: float,  # the order's stop distance, percent of the pr
     return STOP_OK
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def pretrade_check_nb(equity: float,  # equity in USD (> 0)
                       notional: float,  # the order's notional in USD (> 0)
                       sl_pct: float,  # its stop distance, percent of the price

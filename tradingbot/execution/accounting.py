@@ -62,7 +62,7 @@ def holding(pos: float = 0.0,  # signed units
                    float(exit_qty), float(exit_value), float(fees), float(funding))
 
 # %% ../../nbs/47_execution.accounting.ipynb #80055514
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def book_fill_nb(h: Holding,  # the position before the fill
                  w: Wallet,  # the money before the fill
                  side: int,  # +1 buy, -1 sell
@@ -113,7 +113,7 @@ def book_fill_nb(h: Holding,  # the position before the fill
                    Wallet(cash, free), pos == 0.0, grew, closed, pnl)
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def book_funding_nb(h: Holding,  # the open position
                     w: Wallet,  # the money
                     flow: float,  # funding received (> 0) or paid (< 0), see `funding_flow_nb`
@@ -133,7 +133,7 @@ class Work(NamedTuple):
     fresh: int  # 0, or where a position opened by this fill starts: 1 at the open, 2 elsewhere in the bar
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def work_order_nb(order: WorkingOrder,  # what is left of the order
                   reduce_only: bool,  # an exit: may only reduce the position
                   pos: float,  # the symbol's position before this bar's fill
@@ -174,7 +174,7 @@ class ProtectiveFill(NamedTuple):
     order_type: int  # ORDER_TYPE.STOP for a stop, LIMIT for a take-profit
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def levels_touched_nb(direction: int,  # +1 long, -1 short
                       sl: float,  # stop-loss price (NaN: none)
                       trail: float,  # trailing-stop price (NaN: none)
@@ -187,7 +187,7 @@ def levels_touched_nb(direction: int,  # +1 long, -1 short
     return direction * (worst - sl) <= 0 or direction * (worst - trail) <= 0 or direction * (best - tp) > 0
 
 
-@njit(cache=True)
+@njit(cache=True, error_model="numpy", forceinline=True)
 def protective_fill_nb(direction: int,  # +1 long, -1 short
                        qty: float,  # units held
                        sl: float,  # stop-loss price (NaN: none)

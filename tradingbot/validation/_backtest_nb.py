@@ -35,7 +35,7 @@ class Market(NamedTuple):
     spread: np.ndarray  # full bid-ask spread, price units (NaN: the fill model's spread fraction)
     vol: np.ndarray  # volatility in price units known at each bar's close (volatility slippage)
     funding: np.ndarray  # summed funding rate settling in each bar, fraction of the position's value (1e-4 = 0.01 %)
-    day: np.ndarray  # (1, n_bars) int64: UTC day of each bar's close (the daily-loss cap's day)
+    open_ns: np.ndarray  # (1, n_bars) int64: each bar's open time, ns since the epoch (the daily-loss cap's days)
 
 
 class SignalRows(NamedTuple):
@@ -89,7 +89,8 @@ class SimConfig(NamedTuple):
     has_dist: bool = False  # `Stops.dist` holds stop distances per bar
     record: bool = True  # write order, fill and trade records (a sweep keeps statistics only)
     has_score: bool = False  # `SignalRows.score` holds a strength per bar (else every entry weighs 0.5)
-    has_day: bool = False  # `Market.day` holds each bar's UTC day (risk sizing's daily-loss cap)
+    has_day: bool = False  # `Market.open_ns` holds each bar's open time (risk sizing's daily-loss cap)
+    bar_ns: int = 0  # one bar's length, ns: a bar's close is its open plus this
     shorting: bool = True  # short entries allowed (the venue's capability; spot has none)
     qty_step: float = 0.0  # risk sizing: the venue's lot step, units (0: none)
     min_notional: float = 0.0  # risk sizing: the venue's minimum order value, account currency (0: none)
@@ -120,12 +121,13 @@ _SLOT_DT = np.dtype([("active", np.bool_), ("side", _i8), ("type", _i8), ("qty",
                      ("arrive_bar", _i8), ("arrive_close", np.bool_), ("reason", _i8), ("order_id", _i8),
                      ("sl_dist", _f8), ("reduce_only", np.bool_)], align=True)
 _EXIT, _ENTRY = 0, 1
+_DAY_NS = 86_400_000_000_000  # a UTC day, ns
 # account cells: money, running statistics, the group's open notional at the close, today's realised loss
 _CASH, _FREE, _FEES, _PEAK, _MAX_DD, _EQUITY, _FLOOR, _OPEN, _DAY, _DAY_LOSS = range(10)
 _N_ORDERS, _N_FILLS, _N_TRADES, _N_WINS = 0, 1, 2, 3  # counters
 
 # %% ../../nbs/51_validation.backtest_nb.ipynb #6600cb6e
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _write_order_nb(orders, cnt, record, col, bar, side, otype, tif, reason, qty, notional, limit, stop, status, info):
     "Append an order record (when recording); its id."
     oid = cnt[_N_ORDERS]
@@ -138,7 +140,7 @@ def _write_order_nb(orders, cnt, record, col, bar, side, otype, tif, reason, qty
     return oid
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _close_order_nb(orders, record, oid, status, info):
     "Set the final status of an order record."
     if record:
@@ -146,7 +148,7 @@ def _close_order_nb(orders, record, oid, status, info):
         orders[oid].info = info
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _queue_nb(slot, orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, reduce_only, sl_dist, cfg):
     "Put a new working order into `slot`, cancelling the one it replaces."
     if slot.active:
@@ -159,7 +161,7 @@ def _queue_nb(slot, orders, cnt, col, i, side, otype, qty, notional, limit, stop
                                     limit, stop, STATUS.OPEN, INFO.NONE)
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _cancel_nb(slot, orders, record, info):
     "Cancel the working order in `slot`, if any."
     if slot.active:
@@ -167,16 +169,16 @@ def _cancel_nb(slot, orders, record, info):
         _close_order_nb(orders, record, slot.order_id, STATUS.CANCELLED, info)
 
 # %% ../../nbs/51_validation.backtest_nb.ipynb #03250d0c
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _set_levels_nb(ps, ref, sl, tp, dist):
     "Protective levels of a position around `ref`, by the one stop rule (`stop_price_nb`, `target_price_nb`)."
     ps.sl = stop_price_nb(ps.dir, ref, sl, dist)
     ps.tp = target_price_nb(ps.dir, ref, tp, np.nan)
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _apply_fill_nb(ps, acct, cnt, fills, trades, record, col, i, oid, side, qty, price, fee, maker, reason, sl, tp,
-                   sl_dist, day):
+                   sl_dist, closed_at):
     "Book one fill on position `ps` and the account; close the trade when the position is flat."
     b = book_fill_nb(Holding(ps.pos, ps.dir, ps.avg, ps.debt, ps.entry_qty, ps.entry_value, ps.exit_qty,
                              ps.exit_value, ps.fees, ps.funding), Wallet(acct[_CASH], acct[_FREE]),
@@ -205,12 +207,13 @@ def _apply_fill_nb(ps, acct, cnt, fills, trades, record, col, i, oid, side, qty,
         cnt[_N_TRADES] += 1
         cnt[_N_WINS] += 1 if b.pnl > 0 else 0
         ps.sl = ps.tp = np.nan
-        if acct[_DAY] != day:  # today's realised loss (wins reduce it), as the router's daily-loss cap counts it
+        day = closed_at // _DAY_NS  # today's realised loss (wins reduce it), as the router's cap counts it
+        if acct[_DAY] != day:
             acct[_DAY], acct[_DAY_LOSS] = day, 0.0
         acct[_DAY_LOSS] -= b.pnl
 
 # %% ../../nbs/51_validation.backtest_nb.ipynb #ce86c3dd
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _bar_nb(mkt, cfg, pc, i, at_close):
     "Bar `i` of price row `pc` as the kernels see it (volatility from before the fill)."
     spread = mkt.spread[pc, i] if cfg.has_spread else np.nan
@@ -219,14 +222,14 @@ def _bar_nb(mkt, cfg, pc, i, at_close):
     return Bar(mkt.open[pc, i], mkt.high[pc, i], mkt.low[pc, i], mkt.close[pc, i], mkt.volume[pc, i], spread, vol)
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
-def _day_nb(mkt, cfg, i):
-    "The UTC day of bar `i`'s close (0 when the run has no daily-loss cap)."
-    return mkt.day[0, i] if cfg.has_day else 0
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
+def _closed_at_nb(mkt, cfg, i):
+    "When bar `i` closes, ns (0 when the run has no daily-loss cap); divided into days only where a day is used."
+    return mkt.open_ns[0, i] + cfg.bar_ns if cfg.has_day else 0
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
-def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arrival, sl, tp, day, cfg, params):
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
+def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arrival, sl, tp, closed_at, cfg, params):
     "Run the order in `slot` through `bar`, met as `arrival` says (resting, at the open, at the close)."
     order = WorkingOrder(slot.side, slot.type, slot.qty, slot.notional, slot.limit, slot.stop, slot.tif,
                          slot.post_only, slot.triggered)
@@ -241,7 +244,7 @@ def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arriv
         if w.fresh:  # where the new position's path starts: the open for a market order arriving there
             ps.fresh, ps.fresh_price = w.fresh, r.price
         _apply_fill_nb(ps, acct, cnt, fills, trades, cfg.record, col, i, oid, slot.side, r.qty, r.price, r.fee,
-                       r.maker, slot.reason, sl, tp, slot.sl_dist, day)
+                       r.maker, slot.reason, sl, tp, slot.sl_dist, closed_at)
         slot.notional = np.inf
         slot.qty = r.remaining
         if cfg.record:
@@ -255,8 +258,8 @@ def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arriv
         _close_order_nb(orders, cfg.record, oid, r.status, r.info)
 
 # %% ../../nbs/51_validation.backtest_nb.ipynb #5438abca
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
-def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, day, cfg, params):
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
+def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, closed_at, cfg, params):
     "Exit the open position `ps` if `bar` hits one of its protective levels; True when it did."
     qty = abs(ps.pos)
     x = protective_fill_nb(ps.dir, qty, ps.sl, trail_level, ps.tp, ps.fresh, ps.fresh_price, bar, params)
@@ -268,12 +271,12 @@ def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, 
     if cfg.record:
         orders[oid].filled_qty, orders[oid].avg_price, orders[oid].fees = qty, x.price, x.fee
     _apply_fill_nb(ps, acct, cnt, fills, trades, cfg.record, col, i, oid, side, qty, x.price, x.fee, x.maker,
-                   x.reason, np.nan, np.nan, np.nan, day)
+                   x.reason, np.nan, np.nan, np.nan, closed_at)
     ps.cooldown_end = i + cfg.cooldown - 1
     return True
 
 # %% ../../nbs/51_validation.backtest_nb.ipynb #6165b833
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _target_nb(exit_slot, entry_slot, pos):
     "Direction a column is heading to once its working orders fill."
     if entry_slot.active:
@@ -283,15 +286,15 @@ def _target_nb(exit_slot, entry_slot, pos):
     return 1 if pos > 0 else (-1 if pos < 0 else 0)
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _refuse_nb(orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, info, cfg):
     "Record an entry refused at the decision."
     _write_order_nb(orders, cnt, cfg.record, col, i, side, otype, cfg.tif, reason, qty, notional, limit, stop,
                     STATUS.REJECTED, info)
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
-def _risk_qty_nb(sdist, ref, score, day, acct, cfg):
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
+def _risk_qty_nb(sdist, ref, score, closed_at, acct, cfg):
     "Units of an entry sized by the risk rules, or the negated INFO code that refuses it."
     equity = acct[_EQUITY]
     if not equity > 0.0:
@@ -301,16 +304,16 @@ def _risk_qty_nb(sdist, ref, score, day, acct, cfg):
     qty = order_qty_nb(notional, ref, cfg.qty_step, cfg.min_notional)
     if qty == 0.0:
         return -float(INFO.BELOW_MIN_SIZE)
-    daily_loss = acct[_DAY_LOSS] if acct[_DAY] == day else 0.0
+    daily_loss = acct[_DAY_LOSS] if acct[_DAY] == closed_at // _DAY_NS else 0.0
     code = pretrade_check_nb(equity, qty * ref, 100 * sdist / ref, cfg.leverage, daily_loss, acct[_OPEN], cfg.risk)
     if code != CAP_OK:
         return -float(INFO.DAILY_LOSS if code == CAP_DAILY_LOSS else INFO.RISK_CAP)
     return qty
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, reason, equity, sl, dist, ref, score,
-              day, acct, cfg):
+              closed_at, acct, cfg):
     "Queue an entry of `side` (sized by `qty`, or by the sizing rule when qty is inf), after the checks."
     notional = np.inf
     if side < 0 and not cfg.shorting:
@@ -327,7 +330,7 @@ def _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, re
         if sdist != sdist:
             _refuse_nb(orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, INFO.NO_STOP, cfg)
             return
-        qty = _risk_qty_nb(sdist, ref, score, day, acct, cfg)
+        qty = _risk_qty_nb(sdist, ref, score, closed_at, acct, cfg)
         if qty < 0.0:
             _refuse_nb(orders, cnt, col, i, side, otype, np.inf, notional, limit, stop, reason, int(-qty), cfg)
             return
@@ -338,9 +341,9 @@ def _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, re
     _queue_nb(entry_slot, orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, False, dist, cfg)
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, size, otype, limit, stop, sl, dist,
-               ref, score, day, time_up, acct, cfg):
+               ref, score, closed_at, time_up, acct, cfg):
     "Turn a column's time stop, signals and per-bar order at bar `i` into working orders."
     pos, equity = ps.pos, acct[_EQUITY]
     if time_up and not exit_slot.active:
@@ -363,7 +366,7 @@ def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, s
         target = 0
     if target == 0 and (le or se):
         _entry_nb(entry_slot, orders, cnt, col, i, 1 if le else -1, ORDER_TYPE.MARKET, np.inf, np.nan, np.nan,
-                  REASON.SIGNAL, equity, sl, dist, ref, score, day, acct, cfg)
+                  REASON.SIGNAL, equity, sl, dist, ref, score, closed_at, acct, cfg)
     if size == size and size != 0.0:
         side, qty = (1 if size > 0 else -1), abs(size)
         _cancel_nb(exit_slot, orders, cfg.record, INFO.REPLACED)
@@ -375,10 +378,10 @@ def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, s
             qty -= close_qty
         if qty > 0.0:
             _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, REASON.ORDER, equity, sl, dist,
-                      ref, score, day, acct, cfg)
+                      ref, score, closed_at, acct, cfg)
 
 # %% ../../nbs/51_validation.backtest_nb.ipynb #fcc9acce
-@njit(cache=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _quiet_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, ps_all, slots):
     "True when nothing can happen to the group's columns in bar `i`."
     for k in range(c1 - c0):
@@ -403,20 +406,20 @@ def _quiet_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, ps_all, slots):
     return True
 
 
-@njit(cache=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _useful_nb(pos, exit_slot, entry_slot, le, lx, se, sx, size, time_up):
     "False when a bar's decisions cannot change anything (e.g. a long entry signal while long)."
     return (exit_slot.active or entry_slot.active or time_up or (size == size and size != 0.0)
             or (le and pos <= 0) or (se and pos >= 0) or (lx and pos > 0) or (sx and pos < 0))
 
 
-@njit(cache=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _open_phase_nb(i, c0, c1, pcols, mkt, stops, cfg, params, ps_all, slots, acct, cnt, orders, fills, trades):
     "Funding, working orders and protective stops of every column of the group in bar `i`."
     for k in range(c1 - c0):
         col, ps = c0 + k, ps_all[k]
         pc = pcols[col]
-        day = _day_nb(mkt, cfg, i)
+        closed_at = _closed_at_nb(mkt, cfg, i)
         if cfg.has_funding and ps.pos != 0.0 and mkt.funding[pc, i] != 0.0:
             h, w = book_funding_nb(Holding(ps.pos, ps.dir, ps.avg, ps.debt, ps.entry_qty, ps.entry_value, ps.exit_qty,
                                            ps.exit_value, ps.fees, ps.funding), Wallet(acct[_CASH], acct[_FREE]),
@@ -429,19 +432,19 @@ def _open_phase_nb(i, c0, c1, pcols, mkt, stops, cfg, params, ps_all, slots, acc
                 arrival = np.int64(ARRIVAL.RESTING if slot.seen else ARRIVAL.OPEN)
                 _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i,
                               _bar_nb(mkt, cfg, pc, i, arrival == ARRIVAL.CLOSE), arrival, stops.sl[col],
-                              stops.tp[col], day, cfg, params)
+                              stops.tp[col], closed_at, cfg, params)
         if ps.pos != 0.0:
             d, trail = ps.dir, stops.trail[col]
             trail_level = stop_level_nb(d, ps.peak, trail) if trail == trail else np.nan
             if levels_touched_nb(d, ps.sl, trail_level, ps.tp, mkt.high[pc, i], mkt.low[pc, i]):
                 if _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, _bar_nb(mkt, cfg, pc, i, False),
-                               trail_level, day, cfg, params):
+                               trail_level, closed_at, cfg, params):
                     continue
             if trail == trail and ps.fresh != 2:
                 ps.peak = trail_peak_nb(d, ps.peak, mkt.high[pc, i], mkt.low[pc, i])
 
 
-@njit(cache=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all, slots, acct, cnt, orders, fills,
                     trades):
     "Decisions of every column of the group at bar `i`'s close, and the fills at the close."
@@ -451,7 +454,7 @@ def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all
             value = ps_all[k].pos * mkt.close[pcols[c0 + k], i]
             acct[_EQUITY] += value
             acct[_OPEN] += abs(value)
-    day = _day_nb(mkt, cfg, i)
+    closed_at = _closed_at_nb(mkt, cfg, i)
     for k in range(c1 - c0):
         col, ps = c0 + k, ps_all[k]
         pc = pcols[col]
@@ -465,7 +468,7 @@ def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all
             dist = stops.dist[stops.dist_row[col], i] if cfg.has_dist else np.nan
             score = sig.score[col, i] if cfg.has_score else 0.5
             _decide_nb(slots[k, _EXIT], slots[k, _ENTRY], ps, orders, cnt, col, i, le, lx, se, sx, size, otype,
-                       limit, stop, stops.sl[col], dist, mkt.close[pc, i], score, day, time_up, acct, cfg)
+                       limit, stop, stops.sl[col], dist, mkt.close[pc, i], score, closed_at, time_up, acct, cfg)
         if cfg.at_close:
             for s in range(2):
                 slot = slots[k, s]
@@ -473,11 +476,11 @@ def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all
                     arrival = np.int64(ARRIVAL.CLOSE)
                     _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i,
                                   _bar_nb(mkt, cfg, pc, i, arrival == ARRIVAL.CLOSE), arrival, stops.sl[col],
-                                  stops.tp[col], day, cfg, params)
+                                  stops.tp[col], closed_at, cfg, params)
         ps.fresh = 0  # the next bar starts with no position opened inside it
 
 
-@njit(cache=True, _nrt=False, forceinline=True, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _mark_nb(i, equity, equity_out, acct):
     "Record equity at bar `i`'s close and update the running peak and maximum drawdown."
     if equity_out.shape[0] > 0:
@@ -491,7 +494,7 @@ def _mark_nb(i, equity, equity_out, acct):
     acct[_EQUITY] = equity
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _scan_one_nb(start, n, ps, high, low, close, funding, le, lx, se, sx, size, trail, time_bars, cfg, equity_out,
                  acct):
     "Run the quiet bars of a one-column group from `start` on; the first bar that needs the full treatment."
@@ -543,7 +546,7 @@ def _scan_one_nb(start, n, ps, high, low, close, funding, le, lx, se, sx, size, 
     return stop
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _run_bars_nb(start, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, equity_out, ps_all, slots, acct, cnt,
                  orders, fills, trades):
     "Simulate bars from `start` on; the index of the bar where the record buffers ran low (n when done)."
@@ -590,7 +593,7 @@ def _run_bars_nb(start, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, equit
     return n
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, error_model="numpy", _nrt=False)
 def _reset_nb(ps_all, slots, acct, cnt, init_cash):
     "A fresh account with `init_cash`, flat positions and no working orders."
     for k in range(ps_all.shape[0]):
@@ -608,7 +611,7 @@ def _reset_nb(ps_all, slots, acct, cnt, init_cash):
     cnt[:] = 0
 
 
-@njit(cache=True, _nrt=False, no_cpython_wrapper=True)
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _stats_nb(acct, cnt, out):
     "The run's statistics (`STAT_FIELDS`) into `out`."
     out[0], out[1], out[2], out[3] = acct[_EQUITY], acct[_MAX_DD], cnt[_N_TRADES], cnt[_N_WINS]
@@ -625,7 +628,7 @@ def new_state(width: int,  # columns in the group
     return ps_all, slots, acct, cnt
 
 
-@njit(cache=True, nogil=True, _nrt=False)
+@njit(cache=True, error_model="numpy", nogil=True, _nrt=False)
 def run_nb(start: int,  # first bar to simulate
            c0: int,  # the group's first column (ignored when `alone` is given)
            c1: int,  # one past the group's last column (ignored when `alone` is given)

