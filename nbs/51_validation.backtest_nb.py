@@ -228,9 +228,16 @@ def _set_levels_nb(ps, ref, sl, tp, dist):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
-def _apply_fill_nb(ps, acct, cnt, fills, trades, record, col, i, oid, side, qty, price, fee, maker, reason, sl, tp,
-                   sl_dist, closed_at):
+def _closed_at_nb(mkt, cfg, i):
+    "When bar `i` closes, ns (0 without a daily-loss cap); read only where a day is used: a load on every event bar misses the cache."
+    return mkt.open_ns[0, i] + cfg.bar_ns if cfg.has_day else 0
+
+
+@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
+def _apply_fill_nb(ps, acct, cnt, fills, trades, mkt, cfg, col, i, oid, side, qty, price, fee, maker, reason, sl, tp,
+                   sl_dist):
     "Book one fill on position `ps` and the account; close the trade when the position is flat."
+    record = cfg.record
     b = book_fill_nb(Holding(ps.pos, ps.dir, ps.avg, ps.debt, ps.entry_qty, ps.entry_value, ps.exit_qty,
                              ps.exit_value, ps.fees, ps.funding), Wallet(acct[_CASH], acct[_FREE]),
                      side, qty, price, fee)
@@ -258,7 +265,7 @@ def _apply_fill_nb(ps, acct, cnt, fills, trades, record, col, i, oid, side, qty,
         cnt[_N_TRADES] += 1
         cnt[_N_WINS] += 1 if b.pnl > 0 else 0
         ps.sl = ps.tp = np.nan
-        day = closed_at // _DAY_NS  # today's realised loss (wins reduce it), as the router's cap counts it
+        day = _closed_at_nb(mkt, cfg, i) // _DAY_NS  # today's realised loss (wins reduce it), as the router has it
         if acct[_DAY] != day:
             acct[_DAY], acct[_DAY_LOSS] = day, 0.0
         acct[_DAY_LOSS] -= b.pnl
@@ -282,13 +289,7 @@ def _bar_nb(mkt, cfg, pc, i, at_close):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
-def _closed_at_nb(mkt, cfg, i):
-    "When bar `i` closes, ns (0 when the run has no daily-loss cap); divided into days only where a day is used."
-    return mkt.open_ns[0, i] + cfg.bar_ns if cfg.has_day else 0
-
-
-@njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
-def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arrival, sl, tp, closed_at, cfg, params):
+def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arrival, sl, tp, mkt, cfg, params):
     "Run the order in `slot` through `bar`, met as `arrival` says (resting, at the open, at the close)."
     order = WorkingOrder(slot.side, slot.type, slot.qty, slot.notional, slot.limit, slot.stop, slot.tif,
                          slot.post_only, slot.triggered)
@@ -302,8 +303,8 @@ def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arriv
     if r.qty > 0.0:
         if w.fresh:  # where the new position's path starts: the open for a market order arriving there
             ps.fresh, ps.fresh_price = w.fresh, r.price
-        _apply_fill_nb(ps, acct, cnt, fills, trades, cfg.record, col, i, oid, slot.side, r.qty, r.price, r.fee,
-                       r.maker, slot.reason, sl, tp, slot.sl_dist, closed_at)
+        _apply_fill_nb(ps, acct, cnt, fills, trades, mkt, cfg, col, i, oid, slot.side, r.qty, r.price, r.fee,
+                       r.maker, slot.reason, sl, tp, slot.sl_dist)
         slot.notional = np.inf
         slot.qty = r.remaining
         if cfg.record:
@@ -330,7 +331,7 @@ def _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i, bar, arriv
 # %%
 #| export
 @njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
-def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, closed_at, cfg, params):
+def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, mkt, cfg, params):
     "Exit the open position `ps` if `bar` hits one of its protective levels; True when it did."
     qty = abs(ps.pos)
     x = protective_fill_nb(ps.dir, qty, ps.sl, trail_level, ps.tp, ps.fresh, ps.fresh_price, bar, params)
@@ -341,8 +342,8 @@ def _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, bar, trail_level, 
                           x.level if x.maker else np.nan, np.nan if x.maker else x.level, STATUS.FILLED, INFO.NONE)
     if cfg.record:
         orders[oid].filled_qty, orders[oid].avg_price, orders[oid].fees = qty, x.price, x.fee
-    _apply_fill_nb(ps, acct, cnt, fills, trades, cfg.record, col, i, oid, side, qty, x.price, x.fee, x.maker,
-                   x.reason, np.nan, np.nan, np.nan, closed_at)
+    _apply_fill_nb(ps, acct, cnt, fills, trades, mkt, cfg, col, i, oid, side, qty, x.price, x.fee, x.maker,
+                   x.reason, np.nan, np.nan, np.nan)
     ps.cooldown_end = i + cfg.cooldown - 1
     return True
 
@@ -382,7 +383,7 @@ def _refuse_nb(orders, cnt, col, i, side, otype, qty, notional, limit, stop, rea
 
 
 @njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
-def _risk_qty_nb(sdist, ref, score, closed_at, acct, cfg):
+def _risk_qty_nb(sdist, ref, score, mkt, i, acct, cfg):
     "Units of an entry sized by the risk rules, or the negated INFO code that refuses it."
     equity = acct[_EQUITY]
     if not equity > 0.0:
@@ -392,7 +393,7 @@ def _risk_qty_nb(sdist, ref, score, closed_at, acct, cfg):
     qty = order_qty_nb(notional, ref, cfg.qty_step, cfg.min_notional)
     if qty == 0.0:
         return -float(INFO.BELOW_MIN_SIZE)
-    daily_loss = acct[_DAY_LOSS] if acct[_DAY] == closed_at // _DAY_NS else 0.0
+    daily_loss = acct[_DAY_LOSS] if acct[_DAY] == _closed_at_nb(mkt, cfg, i) // _DAY_NS else 0.0
     code = pretrade_check_nb(equity, qty * ref, 100 * sdist / ref, cfg.leverage, daily_loss, acct[_OPEN], cfg.risk)
     if code != CAP_OK:
         return -float(INFO.DAILY_LOSS if code == CAP_DAILY_LOSS else INFO.RISK_CAP)
@@ -401,7 +402,7 @@ def _risk_qty_nb(sdist, ref, score, closed_at, acct, cfg):
 
 @njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, reason, equity, sl, dist, ref, score,
-              closed_at, acct, cfg):
+              mkt, acct, cfg):
     "Queue an entry of `side` (sized by `qty`, or by the sizing rule when qty is inf), after the checks."
     notional = np.inf
     if side < 0 and not cfg.shorting:
@@ -418,7 +419,7 @@ def _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, re
         if sdist != sdist:
             _refuse_nb(orders, cnt, col, i, side, otype, qty, notional, limit, stop, reason, INFO.NO_STOP, cfg)
             return
-        qty = _risk_qty_nb(sdist, ref, score, closed_at, acct, cfg)
+        qty = _risk_qty_nb(sdist, ref, score, mkt, i, acct, cfg)
         if qty < 0.0:
             _refuse_nb(orders, cnt, col, i, side, otype, np.inf, notional, limit, stop, reason, int(-qty), cfg)
             return
@@ -431,7 +432,7 @@ def _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, re
 
 @njit(cache=True, error_model="numpy", _nrt=False, forceinline=True, no_cpython_wrapper=True)
 def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, size, otype, limit, stop, sl, dist,
-               ref, score, closed_at, time_up, acct, cfg):
+               ref, score, mkt, time_up, acct, cfg):
     "Turn a column's time stop, signals and per-bar order at bar `i` into working orders."
     pos, equity = ps.pos, acct[_EQUITY]
     if time_up and not exit_slot.active:
@@ -454,7 +455,7 @@ def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, s
         target = 0
     if target == 0 and (le or se):
         _entry_nb(entry_slot, orders, cnt, col, i, 1 if le else -1, ORDER_TYPE.MARKET, np.inf, np.nan, np.nan,
-                  REASON.SIGNAL, equity, sl, dist, ref, score, closed_at, acct, cfg)
+                  REASON.SIGNAL, equity, sl, dist, ref, score, mkt, acct, cfg)
     if size == size and size != 0.0:
         side, qty = (1 if size > 0 else -1), abs(size)
         _cancel_nb(exit_slot, orders, cfg.record, INFO.REPLACED)
@@ -466,7 +467,7 @@ def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, s
             qty -= close_qty
         if qty > 0.0:
             _entry_nb(entry_slot, orders, cnt, col, i, side, otype, qty, limit, stop, REASON.ORDER, equity, sl, dist,
-                      ref, score, closed_at, acct, cfg)
+                      ref, score, mkt, acct, cfg)
 
 
 # %% [markdown]
@@ -529,7 +530,6 @@ def _open_phase_nb(i, c0, c1, pcols, mkt, stops, cfg, params, ps_all, slots, acc
     for k in range(c1 - c0):
         col, ps = c0 + k, ps_all[k]
         pc = pcols[col]
-        closed_at = _closed_at_nb(mkt, cfg, i)
         if cfg.has_funding and ps.pos != 0.0 and mkt.funding[pc, i] != 0.0:
             h, w = book_funding_nb(Holding(ps.pos, ps.dir, ps.avg, ps.debt, ps.entry_qty, ps.entry_value, ps.exit_qty,
                                            ps.exit_value, ps.fees, ps.funding), Wallet(acct[_CASH], acct[_FREE]),
@@ -542,13 +542,13 @@ def _open_phase_nb(i, c0, c1, pcols, mkt, stops, cfg, params, ps_all, slots, acc
                 arrival = np.int64(ARRIVAL.RESTING if slot.seen else ARRIVAL.OPEN)
                 _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i,
                               _bar_nb(mkt, cfg, pc, i, arrival == ARRIVAL.CLOSE), arrival, stops.sl[col],
-                              stops.tp[col], closed_at, cfg, params)
+                              stops.tp[col], mkt, cfg, params)
         if ps.pos != 0.0:
             d, trail = ps.dir, stops.trail[col]
             trail_level = stop_level_nb(d, ps.peak, trail) if trail == trail else np.nan
             if levels_touched_nb(d, ps.sl, trail_level, ps.tp, mkt.high[pc, i], mkt.low[pc, i]):
                 if _protect_nb(ps, acct, cnt, orders, fills, trades, col, i, _bar_nb(mkt, cfg, pc, i, False),
-                               trail_level, closed_at, cfg, params):
+                               trail_level, mkt, cfg, params):
                     continue
             if trail == trail and ps.fresh != 2:
                 ps.peak = trail_peak_nb(d, ps.peak, mkt.high[pc, i], mkt.low[pc, i])
@@ -564,7 +564,6 @@ def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all
             value = ps_all[k].pos * mkt.close[pcols[c0 + k], i]
             acct[_EQUITY] += value
             acct[_OPEN] += abs(value)
-    closed_at = _closed_at_nb(mkt, cfg, i)
     for k in range(c1 - c0):
         col, ps = c0 + k, ps_all[k]
         pc = pcols[col]
@@ -578,7 +577,7 @@ def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all
             dist = stops.dist[stops.dist_row[col], i] if cfg.has_dist else np.nan
             score = sig.score[col, i] if cfg.has_score else 0.5
             _decide_nb(slots[k, _EXIT], slots[k, _ENTRY], ps, orders, cnt, col, i, le, lx, se, sx, size, otype,
-                       limit, stop, stops.sl[col], dist, mkt.close[pc, i], score, closed_at, time_up, acct, cfg)
+                       limit, stop, stops.sl[col], dist, mkt.close[pc, i], score, mkt, time_up, acct, cfg)
         if cfg.at_close:
             for s in range(2):
                 slot = slots[k, s]
@@ -586,7 +585,7 @@ def _close_phase_nb(i, c0, c1, pcols, mkt, sig, ords, stops, cfg, params, ps_all
                     arrival = np.int64(ARRIVAL.CLOSE)
                     _work_slot_nb(slot, ps, acct, cnt, orders, fills, trades, col, i,
                                   _bar_nb(mkt, cfg, pc, i, arrival == ARRIVAL.CLOSE), arrival, stops.sl[col],
-                                  stops.tp[col], closed_at, cfg, params)
+                                  stops.tp[col], mkt, cfg, params)
         ps.fresh = 0  # the next bar starts with no position opened inside it
 
 
