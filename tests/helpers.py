@@ -1,9 +1,14 @@
-"""Shared by the runner tests: the engine's checkpointed cursor, read from outside; fills read as round trips."""
+"""Shared by the tests: the engine's checkpointed cursor, read from outside; fills read as round trips; config keys
+set for a block; a strategy that always wants in."""
 import json
 import sqlite3
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
+
+from tradingbot.config import get_key, set_key
+from tradingbot.strategies.base import Decision
 
 
 def checkpoint_cursor(db_path: Path) -> int:
@@ -26,3 +31,24 @@ def round_trips(fills: pd.DataFrame) -> pd.DataFrame:
         if pos == 0.0:
             rows.append((entry, f.ts))
     return pd.DataFrame(rows, columns=["entry_ts", "exit_ts"])
+
+
+@contextmanager
+def config_keys(keys: dict):
+    "The in-memory configuration with `keys` set (dotted path -> value) for a block; every key put back after it."
+    before = {k: get_key(k) for k in keys}
+    for k, v in keys.items():
+        set_key(k, v)
+    try:
+        yield
+    finally:
+        for k, v in before.items():
+            set_key(k, v)
+
+
+class AlwaysLong:
+    "A strategy that wants a long on every bar, with a 3 % stop (what the engine asks of a strategy: id, latest)."
+    strategy_id = "always_long"
+
+    def latest(self, bars):
+        return Decision(long_entry=True, stop_distance=0.03 * float(bars["close"][-1]))

@@ -20,9 +20,9 @@ from tradingbot.execution.fills import FillConfig
 from tradingbot.execution.simulated import SimulatedClient
 from tradingbot.runtime.engine import Engine, asset_setup
 from tradingbot.runtime.state import AssetState, RuntimeState, save_state
-from tradingbot.strategies.base import Decision
 
 from conftest import ROOT
+from helpers import AlwaysLong
 
 ASSET, SYMBOL = "crypto_spot", "BTCUSDT"
 EVENTS = list(ReplayFeed({SYMBOL: synthetic_bars(80, "1h", seed=4, price=20_000.0)}, "1h").iter_bars())
@@ -59,14 +59,6 @@ class RecordingVenue(SimulatedClient):
 
     def openings(self) -> list:
         return [o for o in self.received if not o.reduce_only]
-
-
-class AlwaysLong:
-    "A strategy that wants a long on every bar, with a 3 % stop."
-    strategy_id = "always_long"
-
-    def latest(self, bars):
-        return Decision(long_entry=True, stop_distance=0.03 * float(bars["close"][-1]))
 
 
 @pytest.fixture(autouse=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tradingbot.config import get_key, set_key
+from tradingbot.config import set_key
 from tradingbot.data.feeds import ReplayFeed
 from tradingbot.data.synthetic import synthetic_bars
 from tradingbot.execution.fills import FillConfig
@@ -31,28 +31,19 @@ from tradingbot.runtime.audit import AuditLog
 from tradingbot.runtime.controller import Controller
 from tradingbot.runtime.engine import Engine, asset_setup
 from tradingbot.runtime.state import load_state
-from tradingbot.strategies.base import Decision
+
+from helpers import AlwaysLong, config_keys
 
 ASSET, SYMBOL = "crypto_spot", "BTCUSDT"
 EVENTS = list(ReplayFeed({SYMBOL: synthetic_bars(160, "1h", seed=7, price=20_000.0)}, "1h").iter_bars())
 RUNS = 10
 
 
-class AlwaysLong:
-    "A strategy that wants a long on every bar, with a 3 % stop."
-    strategy_id = "always_long"
-
-    def latest(self, bars):
-        return Decision(long_entry=True, stop_distance=0.03 * float(bars["close"][-1]))
-
-
 @pytest.fixture(autouse=True)
 def master_switch_on():
     "The master switch on (the operator's choice to allow live trading at all); put back after the test."
-    before = get_key("SAFETY.LIVE_TRADING_ENABLED")
-    set_key("SAFETY.LIVE_TRADING_ENABLED", True)
-    yield
-    set_key("SAFETY.LIVE_TRADING_ENABLED", before)
+    with config_keys({"SAFETY.LIVE_TRADING_ENABLED": True}):
+        yield
 
 
 def journal_orders(journal: Path) -> None:

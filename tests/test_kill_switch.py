@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradingbot.config import get_key, set_key
+from tradingbot.config import get_key
 from tradingbot.data.feeds import ReplayFeed
 from tradingbot.data.samples import load_sample
 from tradingbot.execution.fills import FillConfig
@@ -29,6 +29,8 @@ from tradingbot.jsonlog import read_jsonl
 from tradingbot.runtime.engine import Engine, asset_setup
 from tradingbot.strategies.base import make_strategy
 
+from helpers import config_keys
+
 BTC = load_sample("btcusd_1h").iloc[:4000]
 BARS = list(ReplayFeed({"BTCUSDT": BTC}, "1h").iter_bars())
 WHEN = datetime(2024, 3, 1, 10, tzinfo=timezone.utc)
@@ -37,13 +39,8 @@ WHEN = datetime(2024, 3, 1, 10, tzinfo=timezone.utc)
 @pytest.fixture
 def master_on():
     "SAFETY.LIVE_TRADING_ENABLED on for the test (and no automatic kill: the test turns the switch itself)."
-    keys = {"SAFETY.LIVE_TRADING_ENABLED": True, "SAFETY.CONSECUTIVE_LOSS_KILL": 100}
-    before = {k: get_key(k) for k in keys}
-    for k, v in keys.items():
-        set_key(k, v)
-    yield
-    for k, v in before.items():
-        set_key(k, v)
+    with config_keys({"SAFETY.LIVE_TRADING_ENABLED": True, "SAFETY.CONSECUTIVE_LOSS_KILL": 100}):
+        yield
 
 
 def _stand_in() -> SimulatedClient:

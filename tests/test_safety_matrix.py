@@ -19,7 +19,6 @@ from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from tradingbot.config import get_key, set_key
@@ -33,6 +32,8 @@ from tradingbot.execution.simulated import SimulatedClient
 from tradingbot.runtime.audit import AuditLog
 from tradingbot.runtime.engine import Engine, asset_setup
 from tradingbot.strategies.base import Decision
+
+from helpers import config_keys
 
 SPOT, FUT = "crypto_spot", "crypto_futures"
 WARM = 150  # bars of each symbol before the test (the correlation cap reads 100 returns)
@@ -54,14 +55,9 @@ EVENTS = {correlated: _events(correlated) for correlated in (False, True)}
 def live_config():
     """Master switch on, no automatic kill, $1,100 allocations (past the $1,000 small-account line after fees, so
     entries are sized by the risk tiers); every key put back after the test."""
-    keys = {"SAFETY.LIVE_TRADING_ENABLED": True, "SAFETY.CONSECUTIVE_LOSS_KILL": 100,
-            f"assets.{SPOT}.allocation_usd": 1100.0, f"assets.{FUT}.allocation_usd": 1100.0}
-    before = {k: get_key(k) for k in keys}
-    for k, v in keys.items():
-        set_key(k, v)
-    yield
-    for k, v in before.items():
-        set_key(k, v)
+    with config_keys({"SAFETY.LIVE_TRADING_ENABLED": True, "SAFETY.CONSECUTIVE_LOSS_KILL": 100,
+                      f"assets.{SPOT}.allocation_usd": 1100.0, f"assets.{FUT}.allocation_usd": 1100.0}):
+        yield
 
 
 def _stand_in(asset: str):
