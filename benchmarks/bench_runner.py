@@ -27,6 +27,7 @@ os.environ["TRADINGBOT_LOG_DIR"] = str(TMP / "logs")  # before any tradingbot im
 os.environ["TRADINGBOT_STATE_DIR"] = str(TMP / "state")
 
 import asyncio  # noqa: E402
+import dataclasses  # noqa: E402
 import re  # noqa: E402
 import subprocess  # noqa: E402
 import time  # noqa: E402
@@ -38,9 +39,7 @@ from _common import machine_line  # noqa: E402
 from tradingbot.data.feeds import ReplayFeed  # noqa: E402
 from tradingbot.data.samples import load_sample  # noqa: E402
 from tradingbot.data.synthetic import synthetic_bars  # noqa: E402
-from tradingbot.execution.fills import FillConfig  # noqa: E402
 from tradingbot.runtime.engine import AssetSetup, Engine, asset_setup  # noqa: E402
-from tradingbot.strategies.rules import make_strategy  # noqa: E402
 
 N_SYMBOLS, N_SYNTH_BARS = 20, 3_000
 _runs = 0
@@ -142,8 +141,7 @@ def synthetic_setup() -> tuple[AssetSetup, dict]:
     symbols = [f"SYN{i:02d}USDT" for i in range(N_SYMBOLS)]
     frames = {sym: synthetic_bars(N_SYNTH_BARS, "1h", start="2020-01-01", seed=100 + i, price=100.0 * (1 + i))
               for i, sym in enumerate(symbols)}
-    setup = AssetSetup("crypto_spot", symbols=symbols, strategies=[make_strategy("rsi2"), make_strategy("ibs")],
-                       fill=FillConfig.for_asset("crypto_spot"), qty_step=1e-6, min_notional=5.0)
+    setup = dataclasses.replace(asset_setup("crypto_spot", ["rsi2", "ibs"]), symbols=symbols)
     return setup, frames
 
 
