@@ -600,6 +600,40 @@ test_eq(time_stop_due_nb(5, 100, 0), False)
 
 
 # %% [markdown]
+# ## Conflicting signals
+# One bar's four signals, as the backtester's loop and the paper engine both read them: an entry together
+# with its own exit means nothing, and so do both entries at once; while entries are blocked (the
+# cooldown after a protective exit, a strategy still warming up) only the exits count.
+
+# %%
+#| export
+@njit(cache=True, error_model="numpy", forceinline=True)
+def signal_rules_nb(long_entry: bool, long_exit: bool,  # the bar's long signals
+                    short_entry: bool, short_exit: bool,  # its short signals
+                    entries_blocked: bool,  # a cooldown or a cold strategy: entries are dropped
+                   ) -> tuple[bool, bool, bool, bool]:  # (long entry, long exit, short entry, short exit) that count
+    "The signals that count: an entry and its exit cancel, both entries cancel, a block drops the entries."
+    le, lx, se, sx = long_entry, long_exit, short_entry, short_exit
+    if le and lx:
+        le = lx = False
+    if se and sx:
+        se = sx = False
+    if le and se:
+        le = se = False
+    if entries_blocked:
+        le = se = False
+    return le, lx, se, sx
+
+
+# %%
+test_eq(signal_rules_nb(True, True, False, True, False), (False, False, False, True))
+test_eq(signal_rules_nb(True, False, True, False, False), (False, False, False, False))
+test_eq(signal_rules_nb(True, False, False, True, False), (True, False, False, True))
+test_eq(signal_rules_nb(True, True, True, False, True), (False, False, False, False))
+test_eq(signal_rules_nb(False, True, True, False, True), (False, True, False, False))
+
+
+# %% [markdown]
 # ## The stop-distance cap
 # DESIGN §7: no stop farther than `SAFETY.MAX_STOP_LOSS_PCT` (15 %) from the entry, whatever path an
 # order came by. The kernel answers for one order; refusing it is the caller's job.

@@ -48,6 +48,7 @@ import pandas as pd
 from tradingbot.brokers.base import ExecutionClient, FundingPayment
 from tradingbot.config import get_key
 from tradingbot.data.feeds import BarEvent, Feed
+from tradingbot.execution._nb import signal_rules_nb
 from tradingbot.execution.budget import Budget
 from tradingbot.execution.enums import Reason
 from tradingbot.execution.model import OrderCancelled, OrderIntent, OrderRejected, PositionClosed, PositionOpened
@@ -556,16 +557,8 @@ class Engine:
 
 def _signals(d: Decision, cooling: bool) -> tuple[bool, bool, bool, bool]:
     "A decision's (long entry, long exit, short entry, short exit) after the backtester's cancellation rules."
-    le, lx, se, sx = d.long_entry, d.long_exit, d.short_entry, d.short_exit
-    if le and lx:
-        le = lx = False
-    if se and sx:
-        se = sx = False
-    if le and se:
-        le = se = False
-    if cooling or not d.warm:
-        le = se = False
-    return le, lx, se, sx
+    return signal_rules_nb(bool(d.long_entry), bool(d.long_exit), bool(d.short_entry), bool(d.short_exit),
+                           bool(cooling or not d.warm))
 
 
 def _figures(book: Book) -> dict:
@@ -650,10 +643,10 @@ test_fail(lambda: Engine([asset_setup("crypto_spot", ["rsi2"])], _tmp / "live", 
 
 # %%
 import subprocess, sys
-_held = subprocess.Popen([sys.executable, "-c", "import sys, time; from pathlib import Path; "
+_held = subprocess.Popen([sys.executable, "-c", "import sys; from pathlib import Path; "
                           "from tradingbot.runtime.engine import lock_state_dir; "
-                          "f = lock_state_dir(Path(sys.argv[1])); print('locked', flush=True); time.sleep(60)",
-                          str(_tmp / "state3")], stdout=subprocess.PIPE, text=True)
+                          "f = lock_state_dir(Path(sys.argv[1])); print('locked', flush=True); sys.stdin.read()",
+                          str(_tmp / "state3")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 test_eq(_held.stdout.readline().strip(), "locked")
 test_fail(lambda: Engine([asset_setup("crypto_spot", ["rsi2"])], _tmp / "state3", _tmp / "logs"),
           contains=f"is in use by another runner (pid {_held.pid})")

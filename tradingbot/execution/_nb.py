@@ -16,7 +16,8 @@ from .enums import Arrival, Info, OrderType, Reason, Side, Status, TimeInForce
 __all__ = ['SIDE', 'ORDER_TYPE', 'TIF', 'REASON', 'STATUS', 'INFO', 'ARRIVAL', 'FillParams', 'Bar', 'WorkingOrder', 'FillResult',
            'half_spread_nb', 'taker_price_nb', 'trigger_nb', 'through_nb', 'participation_cap_nb', 'affordable_qty_nb',
            'fill_order_nb', 'arrival_bar_nb', 'protective_exit_nb', 'trail_peak_nb', 'stop_level_nb', 'stop_price_nb',
-           'target_price_nb', 'stop_distance_nb', 'time_stop_due_nb', 'stop_within_cap_nb', 'funding_flow_nb']
+           'target_price_nb', 'stop_distance_nb', 'time_stop_due_nb', 'signal_rules_nb', 'stop_within_cap_nb',
+           'funding_flow_nb']
 
 # %% ../../nbs/40_execution._nb.ipynb #12f047e7
 SIDE, ORDER_TYPE, TIF, REASON = Side.namespace(), OrderType.namespace(), TimeInForce.namespace(), Reason.namespace()
@@ -302,6 +303,24 @@ def stop_distance_nb(ref: float,  # reference price
 def time_stop_due_nb(entry_bar: int, bar: int, bars: int) -> bool:
     "True when a position entered at `entry_bar` reaches its time stop of `bars` at the close of `bar` (0: none)."
     return bars > 0 and bar - entry_bar >= bars
+
+# %% ../../nbs/40_execution._nb.ipynb #8a8a23ff
+@njit(cache=True, error_model="numpy", forceinline=True)
+def signal_rules_nb(long_entry: bool, long_exit: bool,  # the bar's long signals
+                    short_entry: bool, short_exit: bool,  # its short signals
+                    entries_blocked: bool,  # a cooldown or a cold strategy: entries are dropped
+                   ) -> tuple[bool, bool, bool, bool]:  # (long entry, long exit, short entry, short exit) that count
+    "The signals that count: an entry and its exit cancel, both entries cancel, a block drops the entries."
+    le, lx, se, sx = long_entry, long_exit, short_entry, short_exit
+    if le and lx:
+        le = lx = False
+    if se and sx:
+        se = sx = False
+    if le and se:
+        le = se = False
+    if entries_blocked:
+        le = se = False
+    return le, lx, se, sx
 
 # %% ../../nbs/40_execution._nb.ipynb #56d7717e
 @njit(cache=True, error_model="numpy", forceinline=True)

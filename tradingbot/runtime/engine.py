@@ -19,6 +19,7 @@ import pandas as pd
 from ..brokers.base import ExecutionClient, FundingPayment
 from ..config import get_key
 from ..data.feeds import BarEvent, Feed
+from ..execution._nb import signal_rules_nb
 from ..execution.budget import Budget
 from ..execution.enums import Reason
 from ..execution.model import OrderCancelled, OrderIntent, OrderRejected, PositionClosed, PositionOpened
@@ -516,16 +517,8 @@ class Engine:
 
 def _signals(d: Decision, cooling: bool) -> tuple[bool, bool, bool, bool]:
     "A decision's (long entry, long exit, short entry, short exit) after the backtester's cancellation rules."
-    le, lx, se, sx = d.long_entry, d.long_exit, d.short_entry, d.short_exit
-    if le and lx:
-        le = lx = False
-    if se and sx:
-        se = sx = False
-    if le and se:
-        le = se = False
-    if cooling or not d.warm:
-        le = se = False
-    return le, lx, se, sx
+    return signal_rules_nb(bool(d.long_entry), bool(d.long_exit), bool(d.short_entry), bool(d.short_exit),
+                           bool(cooling or not d.warm))
 
 
 def _figures(book: Book) -> dict:

@@ -12,7 +12,8 @@ from numba import njit
 
 from ..execution._nb import (ARRIVAL, INFO, ORDER_TYPE, REASON, STATUS, Bar, FillParams, WorkingOrder,
                                       arrival_bar_nb, funding_flow_nb, stop_distance_nb, stop_level_nb,
-                                      stop_price_nb, target_price_nb, time_stop_due_nb, trail_peak_nb)
+                                      signal_rules_nb, stop_price_nb, target_price_nb, time_stop_due_nb,
+                                      trail_peak_nb)
 from ..execution.accounting import (WORKED, Holding, Wallet, book_fill_nb, book_funding_nb,
                                              levels_touched_nb, protective_fill_nb, work_order_nb)
 from ..execution.enums import Sizing
@@ -350,14 +351,7 @@ def _decide_nb(exit_slot, entry_slot, ps, orders, cnt, col, i, le, lx, se, sx, s
     if time_up and not exit_slot.active:
         _queue_nb(exit_slot, orders, cnt, col, i, -ps.dir, ORDER_TYPE.MARKET, np.inf, np.inf, np.nan, np.nan,
                   REASON.TIME_STOP, True, np.nan, cfg)
-    if le and lx:
-        le = lx = False
-    if se and sx:
-        se = sx = False
-    if le and se:
-        le = se = False
-    if i <= ps.cooldown_end:
-        le = se = False
+    le, lx, se, sx = signal_rules_nb(le, lx, se, sx, i <= ps.cooldown_end)
     target = _target_nb(exit_slot, entry_slot, pos)
     if (target > 0 and (lx or se)) or (target < 0 and (sx or le)):
         _cancel_nb(entry_slot, orders, cfg.record, INFO.REPLACED)
